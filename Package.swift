@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-nvfp4",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "NVFP4", targets: ["NVFP4"]),
+        .library(name: "NVFP4CUDA", targets: ["NVFP4CUDA"]),
+        .executable(name: "nvfp4", targets: ["nvfp4"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // Pure Swift: the format, layouts, the reference and fast CPU quantizers, safetensors I/O.
+        .target(name: "NVFP4"),
+        // Builds without CUDA; loads libcuda and libnvrtc at run time.
+        .target(
+            name: "NVFP4CUDA",
+            dependencies: ["NVFP4", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.embedInCode("Kernels/experts_quant.cu")]
+        ),
+        .executableTarget(
+            name: "nvfp4",
+            dependencies: [
+                "NVFP4", "NVFP4CUDA",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "NVFP4TestSupport", dependencies: ["NVFP4"], path: "Tests/NVFP4TestSupport"),
+        .testTarget(name: "NVFP4Tests", dependencies: ["NVFP4", "NVFP4TestSupport"]),
+        .testTarget(name: "NVFP4CUDATests", dependencies: ["NVFP4", "NVFP4CUDA", "NVFP4TestSupport"]),
+        .testTarget(name: "NVFP4CLITests", dependencies: ["NVFP4", "NVFP4TestSupport"]),
+    ]
+)

@@ -1,0 +1,54 @@
+/// The expert-grouped layout of a routed batch, built from top-k routing ids.
+///
+/// Token `t`'s `k`-th choice `topkIds[t·topk + k]` names a local expert in `0..<E`, or −1 for
+/// "not a local expert" (skipped). Rows are grouped by expert, and within an expert keep the
+/// order of `(t, k)` pairs (stable).
+public struct RoutingLayout: Hashable, Sendable {
+    /// Rows per expert.
+    public let rowCounts: [Int]
+    /// The segments: input offsets from `rowCounts`, scale offsets by the chosen rule.
+    public let segments: ExpertSegments
+    /// Destination row → source token: row `r` of the grouped tensor is token `permutation[r]`.
+    public let permutation: [Int32]
+    /// For each `(t, k)` (flattened `t·topk + k`), its destination row, or −1 when skipped.
+    public let destinationRows: [Int32]
+
+    /// Builds the layout; throws when an id is < −1 or ≥ `expertCount`, or the shapes disagree.
+    public init(
+        topkIds: [Int32], tokenCount: Int, topk: Int, expertCount: Int,
+        rule: ExpertSegments.ScaleOffsetRule = .roundedPrefixSum
+    ) throws {
+        guard expertCount >= 1 else {
+            throw NVFP4Error.invalidArgument(argument: "expertCount", reason: "must be at least 1, is \(expertCount)")
+        }
+        guard topk >= 1, tokenCount >= 0 else {
+            throw NVFP4Error.invalidArgument(argument: "topk", reason: "needs topk >= 1 and tokenCount >= 0")
+        }
+        guard topkIds.count == tokenCount * topk else {
+            throw NVFP4Error.invalidArgument(
+                argument: "topkIds", reason: "holds \(topkIds.count) ids, shape [\(tokenCount), \(topk)] needs \(tokenCount * topk)")
+        }
+        var counts = [Int](repeating: 0, count: expertCount)
+        for (i, id) in topkIds.enumerated() {
+            guard id >= -1, Int(id) < expertCount else {
+                throw NVFP4Error.invalidArgument(
+                    argument: "topkIds", reason: "entry \(i) (token \(i / topk)) is \(id), not in -1..<\(expertCount)")
+            }
+            if id >= 0 { counts[Int(id)] += 1 }
+        }
+        let segments = try ExpertSegments(rowCounts: counts, rule: rule)
+        var next = segments.inputOffsets.dropLast().map(Int.init)
+        var permutation = [Int32](repeating: 0, count: segments.routedRowCount)
+        var destinations = [Int32](repeating: -1, count: topkIds.count)
+        for (i, id) in topkIds.enumerated() where id >= 0 {
+            let row = next[Int(id)]
+            next[Int(id)] += 1
+            permutation[row] = Int32(i / topk)
+            destinations[i] = Int32(row)
+        }
+        self.rowCounts = counts
+        self.segments = segments
+        self.permutation = permutation
+        self.destinationRows = destinations
+    }
+}

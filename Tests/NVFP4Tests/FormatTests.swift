@@ -1,0 +1,168 @@
+import Testing
+import NVFP4
+import NVFP4TestSupport
+
+/// The nearest code among `values` (sorted by magnitude, index = code), ties to the even code.
+private func nearestEven(_ a: Double, _ values: [Double]) -> Int {
+    var best = 0
+    for (code, v) in values.enumerated() {
+        let d = abs(a - v), bestD = abs(a - values[best])
+        if d < bestD || (d == bestD && code % 2 == 0 && best % 2 == 1) { best = code }
+    }
+    return best
+}
+
+@Suite("E2M1")
+struct E2M1Tests {
+    @Test("decodes all 16 codes and round-trips each")
+    func allCodes() {
+        for raw in UInt8(0)..<16 {
+            let code = E2M1(rawValue: raw)!
+            let expected = E2M1.magnitudes[Int(raw & 7)] * (raw & 8 == 0 ? 1 : -1)
+            #expect(code.floatValue == expected)
+            #expect(E2M1(rounding: code.floatValue).rawValue == raw, "code \(raw)")
+        }
+        #expect(E2M1(rawValue: 16) == nil)
+    }
+
+    @Test("rounds ties to the even code", arguments: [
+        (Float(0.25), UInt8(0)), (0.75, 1), (1.25, 2), (1.75, 3), (2.5, 4), (3.5, 5), (5, 6),
+    ])
+    func ties(tie: Float, lowerCode: UInt8) {
+        let even = lowerCode % 2 == 0 ? lowerCode : lowerCode + 1
+        #expect(E2M1.code(rounding: tie) == even)
+        #expect(E2M1.code(rounding: -tie) == even | 8)
+        #expect(E2M1.code(rounding: tie.nextDown) == lowerCode)
+        #expect(E2M1.code(rounding: tie.nextUp) == lowerCode + 1)
+    }
+
+    @Test("saturates, keeps the sign of zero, maps NaN to +6")
+    func specials() {
+        #expect(E2M1.code(rounding: 6.5) == 0x7)
+        #expect(E2M1.code(rounding: 1e30) == 0x7)
+        #expect(E2M1.code(rounding: .infinity) == 0x7)
+        #expect(E2M1.code(rounding: -.infinity) == 0xF)
+        #expect(E2M1.code(rounding: -0.0) == 0x8)
+        #expect(E2M1.code(rounding: -0.1) == 0x8)
+        #expect(E2M1.code(rounding: 0) == 0x0)
+        #expect(E2M1.code(rounding: .nan) == 0x7)
+        #expect(E2M1.code(rounding: -Float.nan) == 0x7)
+        #expect(E2M1.code(rounding: .leastNonzeroMagnitude) == 0)
+    }
+
+    @Test("matches nearest-even over a sweep of float bit patterns")
+    func sweep() {
+        let magnitudes = E2M1.magnitudes.map(Double.init)
+        var bits: UInt32 = 0
+        while bits < 0x4100_0000 {  // every float magnitude below 8, sampled at 2^-? steps
+            let a = Float(bitPattern: bits)
+            let expected = a > 6 ? 7 : nearestEven(Double(a), magnitudes)
+            #expect(Int(E2M1.code(rounding: a)) == expected, "\(a)")
+            #expect(Int(E2M1.code(rounding: -a)) == expected | 8, "\(-a)")
+            bits += bits < 0x3E00_0000 ? 0x0010_0000 : 0x0000_0101
+        }
+    }
+
+    @Test("packs the even element into the low nibble")
+    func packing() {
+        #expect(packNibbles(low: 0x3, high: 0xA) == 0xA3)
+        #expect(packNibbles(low: 0xF, high: 0x0) == 0x0F)
+    }
+}
+
+@Suite("E4M3")
+struct E4M3Tests {
+    @Test("decodes every code and re-encodes every finite one to itself")
+    func allCodes() {
+        for raw in 0...255 {
+            let code = UInt8(raw)
+            let value = E4M3(rawValue: code).floatValue
+            if code & 0x7F == 0x7F {
+                #expect(value.isNaN)
+                #expect(E4M3.code(rounding: value) == 0x7F)
+            } else {
+                #expect(E4M3.code(rounding: value) == code, "code \(code) = \(value)")
+            }
+        }
+        #expect(E4M3(rawValue: 0x7E).floatValue == 448)
+        #expect(E4M3(rawValue: 0x01).floatValue == 0x1p-9)
+        #expect(E4M3(rawValue: 0x08).floatValue == 0x1p-6)
+        #expect(E4M3(rawValue: 0x3A).floatValue == 1.25)
+    }
+
+    @Test("rounds ties to even, including between subnormals")
+    func ties() {
+        let positives = (0...0x7E).map { E4M3(rawValue: UInt8($0)).floatValue }
+        for code in 0..<0x7E {
+            let mid = (Double(positives[code]) + Double(positives[code + 1])) / 2
+            let even = code % 2 == 0 ? code : code + 1
+            #expect(Int(E4M3.code(rounding: Float(mid))) == even, "tie \(mid)")
+            #expect(Int(E4M3.code(rounding: Float(mid).nextDown)) == code)
+            #expect(Int(E4M3.code(rounding: Float(mid).nextUp)) == code + 1)
+        }
+    }
+
+    @Test("saturates to 448 and maps NaN to 0x7F")
+    func saturation() {
+        #expect(E4M3.code(rounding: 448) == 0x7E)
+        #expect(E4M3.code(rounding: 460) == 0x7E)
+        #expect(E4M3.code(rounding: 1e9) == 0x7E)
+        #expect(E4M3.code(rounding: .infinity) == 0x7E)
+        #expect(E4M3.code(rounding: -.infinity) == 0xFE)
+        #expect(E4M3.code(rounding: .nan) == 0x7F)
+        #expect(E4M3.code(rounding: 0x1p-10) == 0)
+        #expect(E4M3.code(rounding: Float(0x1p-10).nextUp) == 1)
+        #expect(E4M3.code(rounding: -0.0) == 0x80)
+        #expect(E4M3.code(rounding: .leastNonzeroMagnitude) == 0)
+    }
+
+    @Test("matches nearest-even over a sweep of magnitudes")
+    func sweep() {
+        let positives = (0...0x7E).map { Double(E4M3(rawValue: UInt8($0)).floatValue) }
+        var generator = SeededGenerator(seed: 44)
+        for _ in 0..<20_000 {
+            let a = Float(sign: .plus, exponent: Int.random(in: -12...9, using: &generator),
+                          significand: Float.random(in: 1..<2, using: &generator))
+            // Binary search for the neighbours, then nearest-even.
+            var low = 0, high = positives.count - 1
+            while high - low > 1 { let mid = (low + high) / 2; if positives[mid] <= Double(a) { low = mid } else { high = mid } }
+            let dLow = Double(a) - positives[low], dHigh = positives[high] - Double(a)
+            let nearest = dLow < dHigh ? low : dHigh < dLow ? high : (low % 2 == 0 ? low : high)
+            let expected = Double(a) >= 448 ? 0x7E : nearest
+            #expect(Int(E4M3.code(rounding: a)) == expected, "\(a)")
+        }
+    }
+}
+
+@Suite("UE8M0 and 16-bit inputs")
+struct OtherFormatTests {
+    @Test("UE8M0 rounds up to a power of two and saturates")
+    func ue8m0() {
+        #expect(UE8M0(roundingUp: 1).rawValue == 127)
+        #expect(UE8M0(roundingUp: 1.5).rawValue == 128)
+        #expect(UE8M0(roundingUp: 2).rawValue == 128)
+        #expect(UE8M0(roundingUp: 0.25).rawValue == 125)
+        #expect(UE8M0(roundingUp: 0.3).rawValue == 126)
+        #expect(UE8M0(roundingUp: 0).rawValue == 0)
+        #expect(UE8M0(roundingUp: .infinity).rawValue == 254)
+        #expect(UE8M0(roundingUp: .nan).rawValue == 255)
+        for code in UInt8(1)...254 {
+            let value = UE8M0(rawValue: code).floatValue
+            #expect(UE8M0(roundingUp: value).rawValue == code)
+            #expect(UE8M0(roundingUp: value.nextUp).rawValue == min(code + 1, 254))
+        }
+    }
+
+    @Test("bfloat16 and float16 bits convert exactly and round to nearest-even")
+    func sixteenBit() {
+        for bits in stride(from: 0, through: 0xFFFF, by: 7).map(UInt16.init) {
+            let b = ElementType.bfloat16.float(fromBits: bits)
+            if !b.isNaN { #expect(ElementType.bfloat16.bits(rounding: b) == bits) }
+            let h = ElementType.float16.float(fromBits: bits)
+            if !h.isNaN { #expect(ElementType.float16.bits(rounding: h) == bits) }
+        }
+        #expect(BFloat16Bits.rounding(1 + 0x1p-8) == 0x3F80)  // tie to even (down)
+        #expect(BFloat16Bits.rounding(1 + 3 * 0x1p-8) == 0x3F82)  // tie to even (up)
+        #expect(ElementType.bfloat16.float(fromBits: BFloat16Bits.rounding(.nan)).isNaN)
+    }
+}
