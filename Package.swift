@@ -20,7 +20,7 @@ let package = Package(
         .target(
             name: "NVFP4CUDA",
             dependencies: ["NVFP4", .product(name: "Crypto", package: "swift-crypto")],
-            resources: [.embedInCode("Kernels/experts_quant.cu")]
+            resources: [.embedInCode("Kernels/experts_quant.cu"), .embedInCode("Kernels/bench_support.cu")]
         ),
         .executableTarget(
             name: "nvfp4",

@@ -1,0 +1,72 @@
+import NVFP4
+
+/// A device's primary context, retained for the life of this object.
+///
+/// Every operation of this module that needs a current context (allocation, copies, module
+/// loading, launches, streams, events) makes its context current on the calling thread first,
+/// so callers never need to; ``makeCurrent()`` is public for code that calls the driver itself.
+public final class CUDAContext: @unchecked Sendable {
+    // Invariant: all stored properties are immutable after init; a primary context may be made
+    // current and used from any thread, and the driver API is thread-safe.
+
+    /// The device whose primary context this is.
+    public let device: CUDADevice
+    /// The `CUcontext`.
+    let handle: OpaquePointer
+    /// The loaded driver.
+    let driver: CUDADriver
+
+    /// Retains the primary context of `device`. Wraps `cuDevicePrimaryCtxRetain`.
+    ///
+    /// - Throws: ``NVFP4Error/cudaUnavailable(library:searched:reason:)`` without `libcuda`,
+    ///   ``NVFP4Error/cuda(function:code:name:message:)`` on driver failure.
+    public init(device: CUDADevice) throws {
+        let driver = try CUDADriver.initialized()
+        var context: OpaquePointer?
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device.handle), "cuDevicePrimaryCtxRetain")
+        guard let context else {
+            _ = driver.cuDevicePrimaryCtxRelease(device.handle)
+            throw NVFP4Error.cuda(
+                function: "cuDevicePrimaryCtxRetain", code: CUDAResult.unknown.rawValue,
+                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null context"
+            )
+        }
+        self.device = device
+        self.handle = context
+        self.driver = driver
+    }
+
+    /// Retains the primary context of the device at `ordinal`.
+    ///
+    /// Wraps `cuDeviceGet` and `cuDevicePrimaryCtxRetain`.
+    public convenience init(ordinal: Int = 0) throws {
+        try self.init(device: CUDADevice(ordinal: ordinal))
+    }
+
+    /// Releases the primary context. Wraps `cuDevicePrimaryCtxRelease_v2`; its status is
+    /// ignored, since `deinit` cannot throw.
+    deinit {
+        _ = driver.cuDevicePrimaryCtxRelease(device.handle)
+    }
+
+    /// Makes this context current on the calling thread. Wraps `cuCtxSetCurrent`.
+    public func makeCurrent() throws {
+        try driver.check(driver.cuCtxSetCurrent(handle), "cuCtxSetCurrent")
+    }
+
+    /// Waits for all work in this context; asynchronous faults from earlier launches surface
+    /// here. Wraps `cuCtxSynchronize` (after `cuCtxSetCurrent`).
+    public func synchronize() throws {
+        try makeCurrent()
+        try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
+    }
+
+    /// Free and total memory of this context's device, in bytes. Wraps `cuMemGetInfo_v2`.
+    public func memoryInfo() throws -> CUDAMemoryInfo {
+        try makeCurrent()
+        var free = 0
+        var total = 0
+        try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo_v2")
+        return CUDAMemoryInfo(freeByteCount: free, totalByteCount: total)
+    }
+}

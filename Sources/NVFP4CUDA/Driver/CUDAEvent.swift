@@ -1,0 +1,61 @@
+import NVFP4
+
+/// An owned event: a marker in a stream's work, used to wait and to time.
+public struct CUDAEvent: ~Copyable, @unchecked Sendable {
+    // Invariant: the event is destroyed exactly once, in deinit; the driver API is thread-safe.
+
+    /// The context the event belongs to.
+    public let context: CUDAContext
+    /// The `CUevent`.
+    let handle: OpaquePointer
+
+    /// Creates an event. Wraps `cuEventCreate` with `CU_EVENT_DEFAULT`, or
+    /// `CU_EVENT_DISABLE_TIMING` when `timing` is `false` (cheaper to record and wait on).
+    public init(context: CUDAContext, timing: Bool = true) throws {
+        try context.makeCurrent()
+        var event: OpaquePointer?
+        try context.driver.check(context.driver.cuEventCreate(&event, timing ? 0x0 : 0x2), "cuEventCreate")
+        guard let event else {
+            throw NVFP4Error.cuda(
+                function: "cuEventCreate", code: CUDAResult.unknown.rawValue,
+                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null event"
+            )
+        }
+        self.context = context
+        self.handle = event
+    }
+
+    /// Destroys the event. Wraps `cuEventDestroy_v2`; its status is ignored.
+    deinit {
+        _ = context.driver.cuCtxSetCurrent(context.handle)
+        _ = context.driver.cuEventDestroy(handle)
+    }
+
+    /// Records the event at the current end of `stream`'s work. Wraps `cuEventRecord`.
+    public func record(on stream: CUDAStreamHandle) throws {
+        try context.makeCurrent()
+        try context.driver.check(context.driver.cuEventRecord(handle, stream.rawValue), "cuEventRecord")
+    }
+
+    /// Waits until the work before the last ``record(on:)`` has completed.
+    /// Wraps `cuEventSynchronize`.
+    public func synchronize() throws {
+        try context.makeCurrent()
+        try context.driver.check(context.driver.cuEventSynchronize(handle), "cuEventSynchronize")
+    }
+
+    /// Milliseconds between two recorded, completed events (resolution about 0.5 µs).
+    /// Wraps `cuEventElapsedTime_v2` (or `cuEventElapsedTime` on drivers before CUDA 12.8).
+    ///
+    /// - Throws: ``NVFP4Error/cuda(function:code:name:message:)``, with `CUDA_ERROR_NOT_READY`
+    ///   when either event has not completed, or `CUDA_ERROR_INVALID_HANDLE` when one was created
+    ///   without timing.
+    public static func elapsedMilliseconds(from start: borrowing CUDAEvent, to end: borrowing CUDAEvent) throws -> Float {
+        try start.context.makeCurrent()
+        var milliseconds: Float = 0
+        try start.context.driver.check(
+            start.context.driver.cuEventElapsedTime(&milliseconds, start.handle, end.handle), "cuEventElapsedTime"
+        )
+        return milliseconds
+    }
+}

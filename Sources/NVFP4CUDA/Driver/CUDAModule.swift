@@ -1,0 +1,68 @@
+import NVFP4
+
+/// A module (a loaded cubin or PTX image) in a context.
+///
+/// Functions taken from the module keep it, and so its context, alive.
+public final class CUDAModule: @unchecked Sendable {
+    // Invariant: all stored properties are immutable after init; a CUmodule may be used from any
+    // thread whose current context is the module's, which every method here arranges.
+
+    /// The context the module is loaded in.
+    public let context: CUDAContext
+    /// The `CUmodule`.
+    let handle: OpaquePointer
+
+    /// Loads a cubin (an ELF image, as ``NVRTCOutput/cubin`` holds) or PTX text.
+    /// Wraps `cuModuleLoadData` (after `cuCtxSetCurrent`).
+    ///
+    /// PTX text without a terminating NUL byte gets one appended, as `cuModuleLoadData` requires.
+    ///
+    /// - Throws: ``NVFP4Error/invalidArgument(argument:reason:)`` for an empty image;
+    ///   ``NVFP4Error/cuda(function:code:name:message:)`` when the driver rejects it
+    ///   (`CUDA_ERROR_NO_BINARY_FOR_GPU` for a cubin built for another architecture).
+    public init(context: CUDAContext, image: [UInt8]) throws {
+        guard !image.isEmpty else {
+            throw NVFP4Error.invalidArgument(argument: "image", reason: "the module image is empty")
+        }
+        let isELF = image.starts(with: [0x7F, 0x45, 0x4C, 0x46])
+        let bytes = isELF || image.last == 0 ? image : image + [0]
+        try context.makeCurrent()
+        let driver = context.driver
+        var module: OpaquePointer?
+        try bytes.withUnsafeBytes { raw in
+            try driver.check(driver.cuModuleLoadData(&module, raw.baseAddress), "cuModuleLoadData")
+        }
+        guard let module else {
+            throw NVFP4Error.cuda(
+                function: "cuModuleLoadData", code: CUDAResult.unknown.rawValue,
+                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null module"
+            )
+        }
+        self.context = context
+        self.handle = module
+    }
+
+    /// Unloads the module. Wraps `cuModuleUnload`; its status is ignored.
+    deinit {
+        _ = context.driver.cuCtxSetCurrent(context.handle)
+        _ = context.driver.cuModuleUnload(handle)
+    }
+
+    /// The kernel named `name` (its `extern "C"` or mangled name). Wraps `cuModuleGetFunction`.
+    ///
+    /// - Throws: ``NVFP4Error/cuda(function:code:name:message:)`` with `CUDA_ERROR_NOT_FOUND`
+    ///   when the module has no such kernel.
+    public func function(named name: String) throws -> CUDAFunction {
+        try context.makeCurrent()
+        let driver = context.driver
+        var function: OpaquePointer?
+        try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
+        guard let function else {
+            throw NVFP4Error.cuda(
+                function: "cuModuleGetFunction(\(name))", code: CUDAResult.notFound.rawValue,
+                name: "CUDA_ERROR_NOT_FOUND", message: "the driver returned a null function"
+            )
+        }
+        return CUDAFunction(module: self, handle: function, name: name)
+    }
+}

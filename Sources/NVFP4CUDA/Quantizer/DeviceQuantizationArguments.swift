@@ -1,0 +1,82 @@
+import NVFP4
+
+/// One GPU quantization call, by device address: what an engine passes from inside its own
+/// stream or CUDA graph. Offsets, scale offsets and global scales stay on the device; the host
+/// never reads them, so the call neither synchronizes nor allocates.
+///
+/// The caller guarantees what only the device data can show: `inputOffsets` starts at 0, does not
+/// decrease and ends at most at `rowCount`; `scaleOffsets` are multiples of 128 with room for
+/// each expert's rows; `scaleOffsets[E] · bytesPerRow <= scaleByteCapacity`; `globalScales` are
+/// finite and positive. (``CUDAQuantizer/quantize(_:input:codes:scales:variant:)`` checks all of
+/// it on the host for host data.)
+public struct DeviceQuantizationArguments: Hashable, Sendable {
+    /// `[rowCount, hiddenSize]` 16-bit values; 16-byte aligned.
+    public var input: UInt64
+    /// `[rowCount, hiddenSize / 2]` bytes; 8-byte aligned.
+    public var codes: UInt64
+    /// The scale buffer; 4-byte aligned.
+    public var scales: UInt64
+    /// Bytes available at `scales`.
+    public var scaleByteCapacity: Int
+    /// `[E + 1]` Int32; 4-byte aligned.
+    public var inputOffsets: UInt64
+    /// `[E + 1]` Int32; 4-byte aligned.
+    public var scaleOffsets: UInt64
+    /// `[E]` Float; 4-byte aligned.
+    public var globalScales: UInt64
+    public var rowCount: Int
+    public var expertCount: Int
+    public var hiddenSize: Int
+    public var elementType: ElementType
+    public var scaleLayout: ScaleLayout
+
+    public init(
+        input: UInt64, codes: UInt64, scales: UInt64, scaleByteCapacity: Int,
+        inputOffsets: UInt64, scaleOffsets: UInt64, globalScales: UInt64,
+        rowCount: Int, expertCount: Int, hiddenSize: Int,
+        elementType: ElementType = .bfloat16, scaleLayout: ScaleLayout = .swizzled
+    ) {
+        self.input = input
+        self.codes = codes
+        self.scales = scales
+        self.scaleByteCapacity = scaleByteCapacity
+        self.inputOffsets = inputOffsets
+        self.scaleOffsets = scaleOffsets
+        self.globalScales = globalScales
+        self.rowCount = rowCount
+        self.expertCount = expertCount
+        self.hiddenSize = hiddenSize
+        self.elementType = elementType
+        self.scaleLayout = scaleLayout
+    }
+
+    public var geometry: ScaleGeometry { ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize) }
+
+    /// Checks everything the host can see: shapes, null and misaligned addresses.
+    public func validate() throws {
+        func fail(_ argument: String, _ reason: String) -> NVFP4Error { .invalidArgument(argument: argument, reason: reason) }
+        guard hiddenSize > 0, hiddenSize % 16 == 0 else { throw fail("hiddenSize", "K = \(hiddenSize) must be a positive multiple of 16") }
+        guard rowCount >= 0 else { throw fail("rowCount", "M = \(rowCount) is negative") }
+        guard expertCount >= 1, expertCount < Int(Int32.max) else { throw fail("expertCount", "E = \(expertCount) must be at least 1") }
+        guard scaleByteCapacity >= 0 else { throw fail("scaleByteCapacity", "\(scaleByteCapacity) is negative") }
+        let needsData = rowCount > 0
+        let addresses: [(String, UInt64, UInt64, Bool)] = [
+            ("input", input, 16, needsData), ("codes", codes, 8, needsData),
+            ("scales", scales, scaleLayout == .swizzled ? 4 : 1, scaleByteCapacity > 0),
+            ("inputOffsets", inputOffsets, 4, true), ("scaleOffsets", scaleOffsets, 4, true),
+            ("globalScales", globalScales, 4, true),
+        ]
+        for (name, address, alignment, required) in addresses {
+            if required && address == 0 { throw fail(name, "is a null device address") }
+            if address % alignment != 0 { throw fail(name, "address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned") }
+        }
+    }
+
+    /// The kernel's parameter struct.
+    func parameters(sharedTables: Bool) -> ExpertsQuantParameters {
+        ExpertsQuantParameters(
+            input: input, codes: codes, scales: scales, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
+            globalScales: globalScales, rowCount: Int64(rowCount), expertCount: Int32(expertCount),
+            sharedTables: sharedTables ? 1 : 0)
+    }
+}

@@ -1,0 +1,82 @@
+import NVFP4
+
+/// The code a device runs: its NVRTC architecture and how E2M1 conversion is done there.
+public struct KernelTarget: Hashable, Sendable, CustomStringConvertible {
+    /// NVRTC's `--gpu-architecture` value, e.g. `sm_90a`.
+    public let architecture: String
+    /// `cvt.rn.satfinite.e2m1x2.f32` exists (Blackwell); else the software conversion is used.
+    public let hardwareE2M1: Bool
+
+    public init(architecture: String, hardwareE2M1: Bool) {
+        self.architecture = architecture
+        self.hardwareE2M1 = hardwareE2M1
+    }
+
+    /// The target for a compute capability: 9.0 → sm_90a (software E2M1); 10.0, 10.3, 12.0,
+    /// 12.1 → sm_100a, sm_103a, sm_120a, sm_121a (hardware E2M1). Anything else is an
+    /// ``NVFP4Error/unsupportedArchitecture(major:minor:)``, never a silent fallback.
+    public static func forComputeCapability(major: Int, minor: Int) throws -> KernelTarget {
+        switch (major, minor) {
+        case (9, 0): return KernelTarget(architecture: "sm_90a", hardwareE2M1: false)
+        case (10, 0), (10, 3), (12, 0), (12, 1):
+            return KernelTarget(architecture: "sm_\(major)\(minor)a", hardwareE2M1: true)
+        default: throw NVFP4Error.unsupportedArchitecture(major: major, minor: minor)
+        }
+    }
+
+    /// The targets CI compiles for without a GPU.
+    public static let compileChecked: [KernelTarget] = [
+        KernelTarget(architecture: "sm_90a", hardwareE2M1: false),
+        KernelTarget(architecture: "sm_100a", hardwareE2M1: true),
+    ]
+
+    public var description: String { "\(architecture) (\(hardwareE2M1 ? "hardware" : "software") E2M1)" }
+}
+
+/// One compiled specialization of Kernels/experts_quant.cu.
+public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible {
+    public let target: KernelTarget
+    public let elementType: ElementType
+    public let hiddenSize: Int
+    public let scaleLayout: ScaleLayout
+
+    public init(target: KernelTarget, elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout) {
+        self.target = target
+        self.elementType = elementType
+        self.hiddenSize = hiddenSize
+        self.scaleLayout = scaleLayout
+    }
+
+    /// The kernel source, embedded at build time.
+    public static var source: [UInt8] { PackageResources.experts_quant_cu }
+    /// NVRTC's program name: the file name, so log lines point at real lines.
+    public static let programName = "experts_quant.cu"
+
+    /// NVRTC options besides the architecture, in a fixed order (they are part of the cache key).
+    public var options: [String] {
+        [
+            "-std=c++17",
+            "--ptxas-options=-v",
+            "-DNVFP4_HIDDEN_SIZE=\(hiddenSize)",
+            "-DNVFP4_INPUT_BF16=\(elementType == .bfloat16 ? 1 : 0)",
+            "-DNVFP4_SWIZZLED=\(scaleLayout == .swizzled ? 1 : 0)",
+            "-DNVFP4_HARDWARE_E2M1=\(target.hardwareE2M1 ? 1 : 0)",
+        ]
+    }
+
+    /// Every NVRTC option, the architecture first: what ``KernelCache`` passes to NVRTC.
+    public var compilerOptions: [String] { ["--gpu-architecture=\(target.architecture)"] + options }
+
+    public var request: KernelRequest {
+        KernelRequest(source: Self.source, programName: Self.programName, options: options,
+                      architecture: target.architecture)
+    }
+
+    public var description: String { "\(Self.programName)[\(target.architecture), \(elementType), K=\(hiddenSize), \(scaleLayout)]" }
+
+    /// The entry points every specialization has.
+    public static let entryPoints = [
+        "nvfp4_quantize_tuned", "nvfp4_quantize_seed", "nvfp4_quantize_baseline",
+        "nvfp4_round_to_e2m1_all", "nvfp4_encode_e4m3_all",
+    ]
+}

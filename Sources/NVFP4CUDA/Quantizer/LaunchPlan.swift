@@ -1,0 +1,78 @@
+/// The ablation variants of the expert-quantization entry point; all produce the same bytes.
+public enum QuantizerVariant: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The pre-optimization algorithm: a block per row, every vector scanning all offsets.
+    case baseline
+    /// The seed's algorithm (flattened grid-stride loop, offsets in registers or shared memory),
+    /// with its out-of-bounds reads fixed.
+    case seed
+    /// Ours: one wave sized by the occupancy API, 16 values per thread, a carried expert lookup,
+    /// padding written by the same kernel.
+    case tuned
+
+    var entryPoint: String { "nvfp4_quantize_\(rawValue)" }
+    public var description: String { rawValue }
+}
+
+/// Grid, block and shared memory for one launch: a value computed from the problem's shape and
+/// the device's numbers, so it can be tested without a GPU.
+public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
+    public var grid: Int
+    public var block: Int
+    public var sharedMemoryByteCount: Int
+    /// The offset tables are staged in shared memory.
+    public var sharedTables: Bool
+    /// The scale buffer must be zeroed before the kernel (seed and baseline write no padding).
+    public var zeroScalesFirst: Bool
+
+    public var description: String {
+        "grid \(grid) × block \(block), \(sharedMemoryByteCount) B shared\(sharedTables ? " (tables)" : "")"
+            + (zeroScalesFirst ? ", scales zeroed first" : "")
+    }
+
+    /// The tuned kernel's block size (its `__launch_bounds__`).
+    public static let tunedBlock = 256
+    /// Items per thread per loop trip in the tuned kernel (`kTunedUnroll`).
+    public static let tunedUnroll = 2
+    /// Shared memory a block may use without opting in.
+    public static let sharedMemoryLimit = 48 * 1024
+
+    /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
+    /// block and shared-memory size), fewer blocks when the largest possible item count
+    /// (`scaleRowCapacity` rows) needs fewer.
+    public static func tuned(
+        scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int,
+        multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
+    ) rethrows -> LaunchPlan {
+        let tableBytes = 2 * (expertCount + 1) * 4
+        let shared = tableBytes <= sharedMemoryLimit
+        let sharedBytes = shared ? tableBytes : 0
+        let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
+        let items = scaleRowCapacity * scaleColumns
+        let needed = (items + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
+        return LaunchPlan(grid: max(1, min(wave, needed)), block: tunedBlock, sharedMemoryByteCount: sharedBytes,
+                          sharedTables: shared, zeroScalesFirst: false)
+    }
+
+    /// The seed's geometry: block = min(K/8, 512), grid = min(ceil(total/block), SMs·2048/block),
+    /// then double the grid and halve the block while grid ≤ SMs and block > 64; offsets go to
+    /// shared memory when blocks loop (grid·block < total), else to registers.
+    public static func seed(rowCount: Int, hiddenSize: Int, expertCount: Int, multiprocessorCount: Int) -> LaunchPlan {
+        let total = rowCount * hiddenSize / 8
+        var block = min(hiddenSize / 8, 512)
+        var grid = min((total + block - 1) / block, multiprocessorCount * 2048 / block)
+        while grid <= multiprocessorCount && block > 64 {
+            grid *= 2
+            block /= 2
+        }
+        let shared = grid * block < total && (expertCount + 1) * 4 <= sharedMemoryLimit
+        return LaunchPlan(grid: max(grid, 1), block: block, sharedMemoryByteCount: shared ? (expertCount + 1) * 4 : 0,
+                          sharedTables: shared, zeroScalesFirst: true)
+    }
+
+    /// The baseline: block = min(K/8, 512), grid = min(M, SMs·2048/block).
+    public static func baseline(rowCount: Int, hiddenSize: Int, multiprocessorCount: Int) -> LaunchPlan {
+        let block = min(hiddenSize / 8, 512)
+        return LaunchPlan(grid: max(1, min(rowCount, multiprocessorCount * 2048 / block)), block: block,
+                          sharedMemoryByteCount: 0, sharedTables: false, zeroScalesFirst: true)
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import NVFP4
+import NVFP4CUDA
+
+/// Where a command runs the quantizer.
+enum DeviceChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// The GPU when one is usable, else the CPU.
+    case auto
+    case cpu
+    case cuda
+}
+
+/// The quantizer a command uses: the fast CPU path or the GPU.
+struct Backend {
+    let quantizer: CUDAQuantizer?
+    /// Why `auto` fell back to the CPU, if it did.
+    let fallbackReason: String?
+
+    var name: String {
+        guard let quantizer else { return "cpu" }
+        let device = quantizer.context.device
+        return "cuda (\((try? device.name) ?? "device \(device.ordinal)"), \(quantizer.target))"
+    }
+
+    /// `cpu` is always available; `cuda` throws when no usable GPU exists; `auto` tries the GPU.
+    static func select(_ choice: DeviceChoice) throws -> Backend {
+        switch choice {
+        case .cpu:
+            return Backend(quantizer: nil, fallbackReason: nil)
+        case .cuda:
+            return Backend(quantizer: try makeGPUQuantizer(), fallbackReason: nil)
+        case .auto:
+            do {
+                return Backend(quantizer: try makeGPUQuantizer(), fallbackReason: nil)
+            } catch {
+                return Backend(quantizer: nil, fallbackReason: "\(error)")
+            }
+        }
+    }
+
+    static func makeGPUQuantizer() throws -> CUDAQuantizer {
+        guard try CUDADevice.count() > 0 else {
+            throw NVFP4Error.cudaUnavailable(library: "libcuda", searched: [], reason: "the driver reports no CUDA device")
+        }
+        return try CUDAQuantizer(context: CUDAContext(ordinal: 0))
+    }
+
+    func quantize(_ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,
+                  codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
+                  variant: QuantizerVariant = .tuned) throws {
+        if let quantizer {
+            try quantizer.quantize(problem, input: input, codes: codes, scales: scales, variant: variant)
+        } else {
+            try CPUQuantizer.quantize(problem, input: input, codes: codes, scales: scales)
+        }
+    }
+}
+
+/// Runs a command body, turning library errors into a message on stderr and an exit code.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as NVFP4Error {
+        printError("nvfp4: error: \(error)")
+        throw ExitCode(error.exitCode)
+    }
+}
+
+extension NVFP4Error {
+    /// sysexits-style codes: usage 64, data 65, unavailable 69, software 70, I/O 74.
+    var exitCode: Int32 {
+        switch self {
+        case .invalidArgument: return 64
+        case .malformedFile: return 65
+        case .cudaUnavailable, .unsupportedArchitecture: return 69
+        case .cuda, .compilation: return 70
+        case .io: return 74
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import NVFP4
+import NVFP4CUDA
+
+/// One shape of the GPU sweep: device buffer sets rotated so that consecutive calls never find
+/// their data in L2 (the sets together exceed 3× L2), shared offsets and global scales.
+struct BenchShape: ~Copyable {
+    let quantizer: CUDAQuantizer
+    let stream: CUDAStreamHandle
+    let problem: QuantizationProblem
+    let sets: [BufferSet]
+    let inputOffsets: DeviceBuffer
+    let scaleOffsets: DeviceBuffer
+    let globalScales: DeviceBuffer
+
+    /// One input with its outputs. `final class` so an array can hold the non-copyable buffers.
+    final class BufferSet {
+        let input: DeviceBuffer
+        let codes: DeviceBuffer
+        let scales: DeviceBuffer
+        init(input: consuming DeviceBuffer, codes: consuming DeviceBuffer, scales: consuming DeviceBuffer) {
+            self.input = input
+            self.codes = codes
+            self.scales = scales
+        }
+    }
+
+    init(rows: Int, hiddenSize: Int, experts: Int, l2: Int, quantizer: CUDAQuantizer,
+         support: BenchSupportKernels, stream: borrowing CUDAStream) throws {
+        let context = quantizer.context
+        let segments = try ExpertSegments(rowCounts: skewedCounts(rows: rows, experts: experts))
+        let problem = try QuantizationProblem(
+            rowCount: rows, hiddenSize: hiddenSize, elementType: .bfloat16, segments: segments,
+            globalScales: (0..<experts).map { Float(1 + $0 % 7) * 40 })
+        let setBytes = problem.inputElementCount * 2 + problem.codeByteCount + problem.scaleByteCount
+        let count = max(2, (3 * l2 + setBytes - 1) / setBytes)
+        var sets: [BufferSet] = []
+        for s in 0..<count {
+            let set = BufferSet(
+                input: try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2),
+                codes: try DeviceBuffer(context: context, byteCount: problem.codeByteCount),
+                scales: try DeviceBuffer(context: context, byteCount: problem.scaleByteCount))
+            try support.fillValues(address: set.input.address, count: problem.inputElementCount, type: .bfloat16,
+                                   seed: UInt32(s + 1), stream: stream.handle)
+            try set.codes.fill(byte: 0xA5, stream: stream.handle)
+            try set.scales.fill(byte: 0x5A, stream: stream.handle)
+            sets.append(set)
+        }
+        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
+        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
+        let globalScales = try DeviceBuffer(context: context, byteCount: experts * 4)
+        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
+        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
+        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        try stream.synchronize()
+        try quantizer.prepare(elementType: .bfloat16, hiddenSize: hiddenSize)
+        self.quantizer = quantizer
+        self.stream = stream.handle
+        self.problem = problem
+        self.sets = sets
+        self.inputOffsets = inputOffsets
+        self.scaleOffsets = scaleOffsets
+        self.globalScales = globalScales
+    }
+
+    func arguments(_ set: BufferSet) -> DeviceQuantizationArguments {
+        DeviceQuantizationArguments(
+            input: set.input.address, codes: set.codes.address, scales: set.scales.address,
+            scaleByteCapacity: problem.scaleByteCount, inputOffsets: inputOffsets.address,
+            scaleOffsets: scaleOffsets.address, globalScales: globalScales.address,
+            rowCount: problem.rowCount, expertCount: problem.segments.expertCount, hiddenSize: problem.hiddenSize)
+    }
+
+    /// Median microseconds per call with events around each call, and through graph replay.
+    func time(_ variant: QuantizerVariant, runs: Int, graph: Bool) throws -> (events: Double, graph: Double?, runs: Int) {
+        let timer = try EventTimer(context: quantizer.context)
+        var next = 0
+        let events = try timer.median(runs: runs, stream: stream) {
+            try quantizer.quantize(arguments(sets[next % sets.count]), variant: variant, stream: stream)
+            next += 1
+        }
+        guard graph else { return (events, nil, runs) }
+        let capture = try CUDAStream(context: quantizer.context)
+        try capture.beginCapture()
+        for i in 0..<CUDABench.launchesPerGraph {
+            try quantizer.quantize(arguments(sets[i % sets.count]), variant: variant, stream: capture.handle)
+        }
+        let executable = try capture.endCapture().instantiate()
+        let replay = try timer.median(runs: max(20, runs / 2), stream: stream) { try executable.launch(on: stream) }
+        return (events, replay / Double(CUDABench.launchesPerGraph), runs)
+    }
+
+    /// Runs every variant on set 0 and compares their bytes with the tuned kernel's (shapes up to
+    /// 8192 rows); a description of the first difference, or nil.
+    func compareVariants() throws -> String? {
+        guard problem.rowCount <= 8192 else { return nil }
+        var reference: [UInt8]?
+        for variant in [QuantizerVariant.tuned, .seed, .baseline] {
+            try sets[0].codes.fill(byte: 0xA5, stream: stream)
+            try sets[0].scales.fill(byte: 0x5A, stream: stream)
+            try quantizer.quantize(arguments(sets[0]), variant: variant, stream: stream)
+            try quantizer.context.synchronize()
+            var bytes = [UInt8](repeating: 0, count: problem.codeByteCount + problem.scaleByteCount)
+            try bytes.withUnsafeMutableBytes { buffer in
+                try sets[0].codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<problem.codeByteCount]))
+                try sets[0].scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: buffer[problem.codeByteCount...]))
+            }
+            if let reference, reference != bytes {
+                return "MISMATCH: \(variant) differs from tuned at M=\(problem.rowCount) K=\(problem.hiddenSize) E=\(problem.segments.expertCount)"
+            }
+            reference = bytes
+        }
+        return nil
+    }
+}

@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NVFP4
+@testable import NVFP4CUDA
+import Testing
+
+/// Why a required test environment (GPU or NVRTC) is missing; thrown, so the test fails.
+struct MissingTestEnvironment: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Whether the environment variable `name` is set to `1`.
+func environmentFlag(_ name: String) -> Bool {
+    guard let value = getenv(name) else { return false }
+    return String(cString: value) == "1"
+}
+
+/// A context on device 0, or the test is cancelled (reported as skipped, with the reason) when
+/// the CUDA driver cannot be loaded or sees no device. With `NVFP4_REQUIRE_GPU=1` the test fails
+/// instead of skipping.
+func requireGPUOrSkip() throws -> CUDAContext {
+    let reason: String
+    do {
+        let count = try CUDADevice.count()
+        if count > 0 { return try CUDAContext(ordinal: 0) }
+        reason = "the CUDA driver loaded but reports no device"
+    } catch {
+        reason = "the CUDA driver is unavailable: \(error)"
+    }
+    if environmentFlag("NVFP4_REQUIRE_GPU") {
+        throw MissingTestEnvironment(description: "NVFP4_REQUIRE_GPU=1 but \(reason)")
+    }
+    try Test.cancel("No GPU, skipped: \(reason). Set NVFP4_REQUIRE_GPU=1 to fail instead.")
+}
+
+/// NVRTC's version, or the test is cancelled (reported as skipped, with the reason) when NVRTC
+/// cannot be loaded. With `NVFP4_REQUIRE_NVRTC=1` the test fails instead of skipping.
+@discardableResult
+func requireNVRTCOrSkip() throws -> (major: Int, minor: Int) {
+    do {
+        return try NVRTC.version()
+    } catch {
+        if environmentFlag("NVFP4_REQUIRE_NVRTC") {
+            throw MissingTestEnvironment(description: "NVFP4_REQUIRE_NVRTC=1 but NVRTC cannot be loaded: \(error)")
+        }
+        let hint = "Install it with `pip install nvidia-cuda-nvrtc` or set NVFP4_NVRTC_LIBRARY;"
+            + " set NVFP4_REQUIRE_NVRTC=1 to fail instead."
+        try Test.cancel("No NVRTC, skipped: \(error). \(hint)")
+    }
+}
+
+/// A self-contained kernel for the tests: adds `addend` to `count` floats at `data`.
+///
+/// Its only argument is a parameter struct mirrored by ``AddScalarParameters``.
+let addScalarSource = """
+    struct AddScalarParameters {
+        unsigned long long data;
+        unsigned int count;
+        float addend;
+    };
+    static_assert(sizeof(AddScalarParameters) == 16, "mirrored in Swift");
+
+    extern "C" __global__ void add_scalar(AddScalarParameters p) {
+        unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < p.count) {
+            reinterpret_cast<float*>(p.data)[i] += p.addend;
+        }
+    }
+    """
+
+/// The Swift mirror of the test kernel's parameter struct.
+struct AddScalarParameters: BitwiseCopyable {
+    var data: UInt64
+    var count: UInt32
+    var addend: Float
+}

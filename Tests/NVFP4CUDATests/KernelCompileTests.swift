@@ -1,0 +1,108 @@
+import NVFP4
+@testable import NVFP4CUDA
+import Testing
+
+@Suite("Kernel sources (no GPU)")
+struct KernelCompileTests {
+    @Test("the parameter structs match the kernel's static_asserts")
+    func parameterLayout() {
+        #expect(MemoryLayout<ExpertsQuantParameters>.size == 64)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.rowCount) == 48)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.expertCount) == 56)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sharedTables) == 60)
+        #expect(MemoryLayout<ConversionCheckParameters>.size == 24)
+        #expect(MemoryLayout<ConversionCheckParameters>.offset(of: \.first) == 16)
+    }
+
+    @Test("targets follow the compute capability; others are a typed error")
+    func targets() throws {
+        #expect(try KernelTarget.forComputeCapability(major: 9, minor: 0) == KernelTarget(architecture: "sm_90a", hardwareE2M1: false))
+        #expect(try KernelTarget.forComputeCapability(major: 10, minor: 0).architecture == "sm_100a")
+        #expect(try KernelTarget.forComputeCapability(major: 10, minor: 3).architecture == "sm_103a")
+        #expect(try KernelTarget.forComputeCapability(major: 12, minor: 0).hardwareE2M1)
+        for (major, minor) in [(8, 0), (8, 9), (7, 5), (9, 1), (11, 0)] {
+            #expect(throws: NVFP4Error.unsupportedArchitecture(major: major, minor: minor)) {
+                try KernelTarget.forComputeCapability(major: major, minor: minor)
+            }
+        }
+    }
+
+    @Test("options name every compile-time constant, in a fixed order")
+    func options() {
+        let specialization = KernelSpecialization(
+            target: KernelTarget(architecture: "sm_90a", hardwareE2M1: false), elementType: .float16,
+            hiddenSize: 2880, scaleLayout: .linear)
+        #expect(specialization.compilerOptions == [
+            "--gpu-architecture=sm_90a", "-std=c++17", "--ptxas-options=-v", "-DNVFP4_HIDDEN_SIZE=2880",
+            "-DNVFP4_INPUT_BF16=0", "-DNVFP4_SWIZZLED=0", "-DNVFP4_HARDWARE_E2M1=0",
+        ])
+        #expect(String(decoding: KernelSpecialization.source, as: UTF8.self).contains("nvfp4_quantize_tuned"))
+    }
+
+    static let compiledShapes: [(ElementType, Int, ScaleLayout)] = [
+        (.bfloat16, 16, .swizzled), (.float16, 48, .linear), (.bfloat16, 2880, .swizzled),
+        (.float16, 7168, .swizzled), (.bfloat16, 7168, .linear),
+    ]
+
+    @Test("every variant compiles for sm_90a and sm_100a with no warning, spill or local memory",
+          arguments: KernelTarget.compileChecked)
+    func compiles(target: KernelTarget) throws {
+        try requireNVRTCOrSkip()
+        for (type, hiddenSize, layout) in Self.compiledShapes {
+            let specialization = KernelSpecialization(target: target, elementType: type, hiddenSize: hiddenSize, scaleLayout: layout)
+            let output = try NVRTC.compile(source: KernelSpecialization.source, programName: KernelSpecialization.programName,
+                                           options: specialization.compilerOptions)
+            #expect(!output.cubin.isEmpty, "\(specialization): no cubin")
+            let report = PTXASReport.parse(log: output.log)
+            #expect(report.warnings.isEmpty, "\(specialization): \(report.warnings)")
+            #expect(!output.log.lowercased().contains("warning"), "\(specialization): \(output.log)")
+            for entryPoint in KernelSpecialization.entryPoints {
+                let function = try #require(report[function: entryPoint], "\(specialization): no ptxas report for \(entryPoint)")
+                #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(specialization) \(entryPoint) spills")
+                #expect(function.stackFrameBytes == 0, "\(specialization) \(entryPoint) has a stack frame")
+                #expect(function.localMemoryBytes == 0, "\(specialization) \(entryPoint) uses local memory")
+                #expect(function.registers > 0 && function.registers <= 255)
+            }
+        }
+    }
+
+    @Test("launch plans follow the seed's formulas and fill one wave for tuned")
+    func launchPlans() {
+        let seed = LaunchPlan.seed(rowCount: 65536, hiddenSize: 7168, expertCount: 256, multiprocessorCount: 132)
+        #expect(seed.block == 512 && seed.grid == 132 * 4 && seed.sharedTables && seed.zeroScalesFirst)
+        let small = LaunchPlan.seed(rowCount: 16, hiddenSize: 2048, expertCount: 36, multiprocessorCount: 132)
+        #expect(small.block == 64 && small.grid == 64 && !small.sharedTables)
+        let tuned = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
+                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
+        #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables && tuned.sharedMemoryByteCount == 2 * 257 * 4)
+        let tiny = LaunchPlan.tuned(scaleRowCapacity: 128, scaleColumns: 4, expertCount: 1,
+                                    multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
+        #expect(tiny.grid == 1)
+        let huge = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 4, expertCount: 10_000,
+                                    multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
+        #expect(!huge.sharedTables && huge.sharedMemoryByteCount == 0)
+        let baseline = LaunchPlan.baseline(rowCount: 7, hiddenSize: 16, multiprocessorCount: 132)
+        #expect(baseline.grid == 7 && baseline.block == 2)
+    }
+
+    @Test("device arguments: null, misaligned and out-of-range values name the argument")
+    func deviceArgumentValidation() {
+        let good = DeviceQuantizationArguments(
+            input: 0x1000, codes: 0x2000, scales: 0x3000, scaleByteCapacity: 512, inputOffsets: 0x4000,
+            scaleOffsets: 0x5000, globalScales: 0x6000, rowCount: 4, expertCount: 1, hiddenSize: 64)
+        #expect(throws: Never.self) { try good.validate() }
+        let cases: [(String, (inout DeviceQuantizationArguments) -> Void)] = [
+            ("input", { $0.input = 0x1008 }), ("input", { $0.input = 0 }), ("codes", { $0.codes = 0x2004 }),
+            ("scales", { $0.scales = 0x3002 }), ("inputOffsets", { $0.inputOffsets = 0 }),
+            ("scaleOffsets", { $0.scaleOffsets = 0x5001 }), ("globalScales", { $0.globalScales = 0 }),
+            ("hiddenSize", { $0.hiddenSize = 40 }), ("rowCount", { $0.rowCount = -1 }),
+            ("expertCount", { $0.expertCount = 0 }), ("scaleByteCapacity", { $0.scaleByteCapacity = -4 }),
+        ]
+        for (argument, mutate) in cases {
+            var arguments = good
+            mutate(&arguments)
+            #expect(throws: NVFP4Error.self) { try arguments.validate() }
+            do { try arguments.validate() } catch let error as NVFP4Error { #expect(error.argument == argument) } catch {}
+        }
+    }
+}
