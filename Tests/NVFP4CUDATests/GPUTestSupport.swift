@@ -12,6 +12,11 @@ struct MissingTestEnvironment: Error, CustomStringConvertible {
     var description: String
 }
 
+/// The value of the environment variable `name`, if set.
+func environmentValue(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
 /// Whether the environment variable `name` is set to `1`.
 func environmentFlag(_ name: String) -> Bool {
     guard let value = getenv(name) else { return false }

@@ -61,6 +61,7 @@ struct DeviceProblem: ~Copyable {
 
 /// The GPU shape set on top of the CPU catalog: E ∈ {36, 60, 257}, M ∈ {1, 7, 64, 1000, 32768},
 /// K ∈ {16, 48, 2048, 2880, 7168}, skewed routing with empty experts and rows past off[E].
+/// `NVFP4_GPU_CATALOG=quick` leaves out the M = 32768 shapes (for runs under compute-sanitizer).
 func gpuCatalog() throws -> [ProblemCase] {
     var cases = try ProblemFactory.catalog(seed: 0x6E7)
     var seed: UInt64 = 100
@@ -75,6 +76,7 @@ func gpuCatalog() throws -> [ProblemCase] {
             }
         }
     }
+    if environmentValue("NVFP4_GPU_CATALOG") == "quick" { return cases }
     for (E, K) in [(257, 7168), (36, 2048), (60, 2880)] {
         seed += 1
         cases.append(try ProblemFactory.make(name: "E=\(E) M=32768 K=\(K)", seed: seed, experts: E, routedRows: 32768 - 5,

@@ -1,0 +1,85 @@
+// Dev harness (not shipped): times kernels of experts_quant.cu directly with nvcc, for fast
+// iteration. Build: nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=K ...
+#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+#include <algorithm>
+#include <cuda_runtime.h>
+namespace k {
+#include "kernel.cu"
+#include "../../Sources/NVFP4CUDA/Kernels/bench_support.cu"
+}
+
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1);} } while (0)
+
+std::vector<int> skewed(int rows, int experts) {
+  std::vector<double> w(experts); double total = 0;
+  for (int e = 0; e < experts; ++e) { w[e] = (e % 5 == 4 && experts > 1) ? 0 : 1.0 / (1 + e % 17); total += w[e]; }
+  std::vector<int> c(experts); int sum = 0;
+  for (int e = 0; e < experts; ++e) { c[e] = int(rows * w[e] / total); sum += c[e]; }
+  c[0] += rows - sum; return c;
+}
+
+int main(int argc, char** argv) {
+  int M = atoi(argv[1]), E = atoi(argv[2]); const int K = k::kHiddenSize;
+  int sms; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  auto counts = skewed(M, E);
+  std::vector<int> off(E + 1, 0), soff(E + 1, 0);
+  for (int e = 0; e < E; ++e) { off[e + 1] = off[e] + counts[e]; soff[e + 1] = soff[e] + (counts[e] + 127) / 128 * 128; }
+  std::vector<float> gs(E); for (int e = 0; e < E; ++e) gs[e] = float(1 + e % 7) * 40;
+  const size_t R = soff[E], scaleBytes = R * k::kScaleColumns, inBytes = size_t(M) * K * 2, codeBytes = size_t(M) * K / 2;
+  const size_t setBytes = inBytes + codeBytes + scaleBytes;
+  int sets = std::max<size_t>(2, (150ull << 20) / setBytes + 1);
+  std::vector<uint16_t*> in(sets); std::vector<uint8_t*> codes(sets), scales(sets);
+  for (int s = 0; s < sets; ++s) {
+    CK(cudaMalloc(&in[s], inBytes)); CK(cudaMalloc(&codes[s], codeBytes)); CK(cudaMalloc(&scales[s], scaleBytes));
+    k::FillParams fp{in[s], uint64_t(M) * K, uint32_t(s + 1), 1};
+    k::nvfp4_fill_values<<<sms * 8, 256>>>(fp);
+  }
+  int32_t *dOff, *dSoff; float* dGs;
+  CK(cudaMalloc(&dOff, 4 * (E + 1))); CK(cudaMalloc(&dSoff, 4 * (E + 1))); CK(cudaMalloc(&dGs, 4 * E));
+  CK(cudaMemcpy(dOff, off.data(), 4 * (E + 1), cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dSoff, soff.data(), 4 * (E + 1), cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dGs, gs.data(), 4 * E, cudaMemcpyHostToDevice));
+  // copy bandwidth
+  void *a, *b; size_t cb = 1ull << 30; CK(cudaMalloc(&a, cb)); CK(cudaMalloc(&b, cb));
+  cudaEvent_t t0, t1; cudaEventCreate(&t0); cudaEventCreate(&t1);
+  auto timeit = [&](auto fn, int runs) { std::vector<float> v; for (int i = 0; i < 3; ++i) fn(i);
+    for (int i = 0; i < runs; ++i) { cudaEventRecord(t0); fn(i); cudaEventRecord(t1); cudaEventSynchronize(t1); float ms; cudaEventElapsedTime(&ms, t0, t1); v.push_back(ms); }
+    std::sort(v.begin(), v.end()); return v[v.size() / 2] * 1000; };
+  float copyUs = timeit([&](int) { cudaMemcpyAsync(b, a, cb, cudaMemcpyDeviceToDevice); }, 20);
+  double copyBW = 2.0 * cb / (copyUs * 1e-6);
+  const int tableBytes = 2 * (E + 1) * 4;
+  int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, k::nvfp4_quantize_tuned, 256, tableBytes));
+  long long items = (long long)R * k::kScaleColumns;
+  int grid = std::max<long long>(1, std::min<long long>((long long)sms * perSM, (items + 511) / 512));
+  float tunedUs = timeit([&](int i) { int s = i % sets;
+    k::QuantParams p{in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1};
+    k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); }, 50);
+  CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  // seed geometry
+  long long total = (long long)M * K / 8; int block = std::min(K / 8, 512);
+  long long sg = std::min<long long>((total + block - 1) / block, (long long)sms * 2048 / block);
+  while (sg <= sms && block > 64) { sg *= 2; block /= 2; }
+  int shared = sg * block < total;
+  float seedUs = timeit([&](int i) { int s = i % sets;
+    k::QuantParams p{in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, shared};
+    cudaMemsetAsync(scales[s], 0, scaleBytes);
+    k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(p); }, 50);
+  CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  // compare outputs of tuned vs seed on set 0
+  std::vector<uint8_t> c1(codeBytes), s1(scaleBytes), c2(codeBytes), s2(scaleBytes);
+  { k::QuantParams p{in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1};
+    cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); CK(cudaDeviceSynchronize());
+    cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
+    k::QuantParams q{in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, shared};
+    cudaMemset(codes[0], 0x11, codeBytes); cudaMemset(scales[0], 0, scaleBytes); k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(q); CK(cudaDeviceSynchronize());
+    cudaMemcpy(c2.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s2.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost); }
+  bool same = c1 == c2 && s1 == s2;
+  double bytes = 2.5625 * double(M) * K;
+  printf("K=%5d M=%6d E=%3d | copy %.0f GB/s | tuned %8.1f us %6.0f GB/s %5.1f%% (grid %d, %d/SM) | seed %8.1f us %6.0f GB/s %5.1f%% | x%.2f | %s\n",
+         K, M, E, copyBW / 1e9, tunedUs, bytes / tunedUs / 1e3, 100 * bytes / (tunedUs * 1e-6) / copyBW, grid, perSM,
+         seedUs, bytes / seedUs / 1e3, 100 * bytes / (seedUs * 1e-6) / copyBW, seedUs / tunedUs, same ? "same bytes" : "MISMATCH");
+  return 0;
+}
