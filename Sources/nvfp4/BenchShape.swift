@@ -32,7 +32,7 @@ struct BenchShape: ~Copyable {
             rowCount: rows, hiddenSize: hiddenSize, elementType: .bfloat16, segments: segments,
             globalScales: (0..<experts).map { Float(1 + $0 % 7) * 40 })
         let setBytes = problem.inputElementCount * 2 + problem.codeByteCount + problem.scaleByteCount
-        let count = max(2, (3 * l2 + setBytes - 1) / setBytes)
+        let count = min(BenchShape.maxSets, max(2, (3 * l2 + setBytes - 1) / setBytes))
         var sets: [BufferSet] = []
         for s in 0..<count {
             let set = BufferSet(
@@ -70,7 +70,11 @@ struct BenchShape: ~Copyable {
             rowCount: problem.rowCount, expertCount: problem.segments.expertCount, hiddenSize: problem.hiddenSize)
     }
 
-    /// Median microseconds per call with events around each call, and through graph replay.
+    /// At most this many buffer sets: enough for 3× L2 at every shape of the sweep.
+    static let maxSets = 2048
+
+    /// Median microseconds per call with events around each call (the calls rotate over the
+    /// sets), and through replay of one graph that calls once per set (per call: replay / sets).
     func time(_ variant: QuantizerVariant, runs: Int, graph: Bool) throws -> (events: Double, graph: Double?, runs: Int) {
         let timer = try EventTimer(context: quantizer.context)
         var next = 0
@@ -81,12 +85,12 @@ struct BenchShape: ~Copyable {
         guard graph else { return (events, nil, runs) }
         let capture = try CUDAStream(context: quantizer.context)
         try capture.beginCapture()
-        for i in 0..<CUDABench.launchesPerGraph {
-            try quantizer.quantize(arguments(sets[i % sets.count]), variant: variant, stream: capture.handle)
+        for set in sets {
+            try quantizer.quantize(arguments(set), variant: variant, stream: capture.handle)
         }
         let executable = try capture.endCapture().instantiate()
-        let replay = try timer.median(runs: max(20, runs / 2), stream: stream) { try executable.launch(on: stream) }
-        return (events, replay / Double(CUDABench.launchesPerGraph), runs)
+        let replay = try timer.median(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
+        return (events, replay / Double(sets.count), runs)
     }
 
     /// Runs every variant on set 0 and compares their bytes with the tuned kernel's (shapes up to

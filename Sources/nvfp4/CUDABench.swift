@@ -12,8 +12,8 @@ struct CUDABench {
     var expertCounts: [Int] { quick ? [8, 256] : [8, 32, 256] }
     /// Shapes up to this many rows are also timed through CUDA-graph replay.
     static let graphRowLimit = 1024
-    /// Launches captured per graph.
-    static let launchesPerGraph = 20
+    /// Empty-kernel launches captured per graph.
+    static let launchesPerGraph = 100
 
     func run() throws -> BenchReport {
         let context = quantizer.context

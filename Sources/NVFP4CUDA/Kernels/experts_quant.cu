@@ -88,9 +88,14 @@ struct QuantParams {
   int32_t sharedTables;          // 1: the offset tables fit in dynamic shared memory
 };
 static_assert(sizeof(QuantParams) == 64, "QuantParams layout changed: update Swift");
+// NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_offsetof)
 static_assert(__builtin_offsetof(QuantParams, rowCount) == 48, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, expertCount) == 56, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, sharedTables) == 60, "QuantParams layout changed");
+#endif
+#endif
 
 // Dynamic shared memory: off then soff ([E + 1] each) when p.sharedTables is set.
 extern __shared__ int32_t sharedTables[];
