@@ -72,6 +72,8 @@ struct KernelCompileTests {
         #expect(seed.block == 512 && seed.grid == 132 * 4 && seed.sharedTables && seed.zeroScalesFirst)
         let small = LaunchPlan.seed(rowCount: 16, hiddenSize: 2048, expertCount: 36, multiprocessorCount: 132)
         #expect(small.block == 64 && small.grid == 64 && !small.sharedTables)
+        let odd = LaunchPlan.seed(rowCount: 1, hiddenSize: 2880, expertCount: 36, multiprocessorCount: 132)
+        #expect(odd.block == 90 && odd.grid == 4, "the halving stops while the block is even")
         let tuned = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
                                      multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
         #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables && tuned.sharedMemoryByteCount == 2 * 257 * 4)

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   // seed geometry
   long long total = (long long)M * K / 8; int block = std::min(K / 8, 512);
   long long sg = std::min<long long>((total + block - 1) / block, (long long)sms * 2048 / block);
-  while (sg <= sms && block > 64) { sg *= 2; block /= 2; }
+  while (sg <= sms && block > 64 && block % 4 == 0) { sg *= 2; block /= 2; }
   int shared = sg * block < total;
   float seedUs = timeit([&](int i) { int s = i % sets;
     k::QuantParams p{in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, shared};

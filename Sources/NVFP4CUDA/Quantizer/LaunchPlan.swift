@@ -56,11 +56,14 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The seed's geometry: block = min(K/8, 512), grid = min(ceil(total/block), SMs·2048/block),
     /// then double the grid and halve the block while grid ≤ SMs and block > 64; offsets go to
     /// shared memory when blocks loop (grid·block < total), else to registers.
+    ///
+    /// Fixed: the halving stops before the block turns odd (K = 2880 gave 360 → 180 → 90 → 45),
+    /// which split the two lanes of a 16-value block across thread blocks.
     public static func seed(rowCount: Int, hiddenSize: Int, expertCount: Int, multiprocessorCount: Int) -> LaunchPlan {
         let total = rowCount * hiddenSize / 8
         var block = min(hiddenSize / 8, 512)
         var grid = min((total + block - 1) / block, multiprocessorCount * 2048 / block)
-        while grid <= multiprocessorCount && block > 64 {
+        while grid <= multiprocessorCount && block > 64 && block % 4 == 0 {
             grid *= 2
             block /= 2
         }
