@@ -351,9 +351,10 @@ __device__ __forceinline__ void zeroPadding(uint8_t* scales, const int32_t* inpu
     const int64_t firstTile = firstPadding / 128;
     const int64_t chunks = (rows / 128 - firstTile) * 32 * kTiles;
     for (int64_t c = int64_t(slice) * blockDim.x + threadIdx.x; c < chunks; c += int64_t(slices) * blockDim.x) {
+      // r varies fastest, so a warp's 16-byte stores cover 512 contiguous bytes of one tile.
       const int64_t tile = firstTile + c / (32 * kTiles);
-      const int r = int(c % (32 * kTiles)) / kTiles;
-      const int kTile = int(c % kTiles);
+      const int kTile = int(c / 32 % kTiles);
+      const int r = int(c % 32);
       const int64_t tileFirstRow = tile * 128;
       uint8_t* chunk = scales + ((firstRow + tileFirstRow) / 128 * kTiles + kTile) * 512 + r * 16;
       if (tileFirstRow + r >= firstPadding) {
