@@ -1,5 +1,5 @@
 import Testing
-import NVFP4
+@testable import NVFP4
 import NVFP4TestSupport
 
 /// The nearest code among `values` (sorted by magnitude, index = code), ties to the even code.
@@ -164,5 +164,57 @@ struct OtherFormatTests {
         #expect(BFloat16Bits.rounding(1 + 0x1p-8) == 0x3F80)  // tie to even (down)
         #expect(BFloat16Bits.rounding(1 + 3 * 0x1p-8) == 0x3F82)  // tie to even (up)
         #expect(ElementType.bfloat16.float(fromBits: BFloat16Bits.rounding(.nan)).isNaN)
+    }
+}
+
+@Suite("The CPU path's SIMD steps")
+struct SIMDStepTests {
+    @Test("the fast scale encoder equals E4M3.code on non-negative floats (every 61st bit pattern and every boundary)")
+    func scaleEncoder() {
+        var bits: UInt32 = 0
+        while bits <= 0x7F80_0000 {
+            let x = Float(bitPattern: bits)
+            #expect(SIMDBlock.encodeBlockScale(x) == E4M3.code(rounding: x), "\(x)")
+            bits &+= 61
+        }
+        let positives = (0...0x7E).map { E4M3(rawValue: UInt8($0)).floatValue }
+        for code in 0..<0x7E {
+            let mid = Float((Double(positives[code]) + Double(positives[code + 1])) / 2)
+            for x in [positives[code], mid.nextDown, mid, mid.nextUp] {
+                #expect(SIMDBlock.encodeBlockScale(x) == E4M3.code(rounding: x), "\(x)")
+            }
+        }
+        #expect(SIMDBlock.encodeBlockScale(.infinity) == 0x7E)
+        #expect(SIMDBlock.encodeBlockScale(448) == 0x7E)
+    }
+
+    @Test("the packed E2M1 codes equal E2M1.code lane by lane, specials included")
+    func packedCodes() {
+        var generator = SeededGenerator(seed: 5)
+        let specials: [Float] = [0, -0.0, .nan, -.nan, .infinity, -.infinity, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, 6, 7,
+                                 -0.25, -5, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        for round in 0..<20_000 {
+            var lanes = SIMD16<Float>()
+            for i in 0..<16 {
+                lanes[i] = round % 3 == 0
+                    ? specials[Int.random(in: 0..<specials.count, using: &generator)]
+                    : Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator) & 0xC0FF_FFFF)
+            }
+            let packed = SIMDBlock.packedCodes(lanes)
+            for i in 0..<16 {
+                #expect(UInt8((packed >> (4 * UInt64(i))) & 0xF) == E2M1.code(rounding: lanes[i]), "lane \(i) = \(lanes[i])")
+            }
+        }
+    }
+
+    @Test("the SIMD absolute maximum ignores NaN and keeps infinity")
+    func absMax() {
+        var lanes = SIMD16<Float>(repeating: -0.5)
+        lanes[3] = .nan
+        lanes[7] = -3
+        #expect(SIMDBlock.blockAbsMax(lanes) == 3)
+        lanes[9] = -.infinity
+        #expect(SIMDBlock.blockAbsMax(lanes) == .infinity)
+        #expect(SIMDBlock.blockAbsMax(SIMD16<Float>(repeating: .nan)) == 0)
     }
 }

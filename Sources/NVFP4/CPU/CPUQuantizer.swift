@@ -72,12 +72,12 @@ private struct RowJob: @unchecked Sendable {
             let block = SIMDBlock.floats(bits, type: type)
             let amax = SIMDBlock.blockAbsMax(block)
             let sf = QuantizationSteps.blockScale(absMax: amax, globalScale: gs)
-            let sfByte = QuantizationSteps.encodeBlockScale(sf)
+            let sfByte = SIMDBlock.encodeBlockScale(sf)
             scales.write(sfByte, block: kb)
             let outScale = QuantizationSteps.outputScale(
                 decodedScale: E4M3.decodeTable[Int(sfByte)], globalScale: gs)
             let packed = SIMDBlock.packedCodes(block * outScale)
-            rowCodes.storeBytes(of: packed, toByteOffset: kb * 8, as: SIMD8<UInt8>.self)
+            rowCodes.storeBytes(of: packed.littleEndian, toByteOffset: kb * 8, as: UInt64.self)
         }
     }
 }
@@ -103,7 +103,8 @@ private struct ScaleRowWriter {
     }
 }
 
-/// The spec steps on 16 lanes at once.
+/// The spec steps on 16 lanes at once, written with plain lane arithmetic (no masks, no
+/// generic helpers) so that the optimizer keeps every step in vector registers.
 enum SIMDBlock {
     /// float16 → Float for every bit pattern (256 KiB), so no lane needs a software conversion.
     static let float16Table: [Float] = (0...0xFFFF).map { Float(Float16(bitPattern: UInt16($0))) }
@@ -122,32 +123,68 @@ enum SIMDBlock {
         }
     }
 
-    /// Step 1 on the bit patterns: for non-negative floats the integer order is the float
-    /// order, and NaN magnitudes (above 0x7F800000) are dropped.
+    /// Lane-wise maximum of non-negative lanes.
     @inline(__always)
-    static func blockAbsMax(_ block: SIMD16<Float>) -> Float {
-        let magnitudes = unsafeBitCast(block, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF
-        let finiteOrInf = magnitudes.replacing(with: 0, where: magnitudes .> 0x7F80_0000)
-        return Float(bitPattern: finiteOrInf.max())
+    static func lanesMax(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
+        let d = a &- b
+        return b &+ (d & ~(d &>> 31))
     }
 
-    /// Step 5 on 16 lanes: E2M1 codes of the scaled values, packed two per byte.
+    /// Lane-wise minimum of lanes in [0, 2^30).
     @inline(__always)
-    static func packedCodes(_ scaled: SIMD16<Float>) -> SIMD8<UInt8> {
-        let bits = unsafeBitCast(scaled, to: SIMD16<UInt32>.self)
-        let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: SIMD16<Float>.self)
-        var code = SIMD16<UInt32>(repeating: 0)
-        let one = SIMD16<UInt32>(repeating: 1)
-        code &+= one.replacing(with: 0, where: .!(a .> 0.25))
-        code &+= one.replacing(with: 0, where: a .< 0.75)
-        code &+= one.replacing(with: 0, where: .!(a .> 1.25))
-        code &+= one.replacing(with: 0, where: a .< 1.75)
-        code &+= one.replacing(with: 0, where: .!(a .> 2.5))
-        code &+= one.replacing(with: 0, where: a .< 3.5)
-        code &+= one.replacing(with: 0, where: .!(a .> 5))
-        code |= (bits &>> 31) &<< 3
-        code.replace(with: 7, where: a .!= a)
-        let pairs = code.evenHalf | (code.oddHalf &<< 4)
-        return SIMD8<UInt8>(truncatingIfNeeded: pairs)
+    static func lanesMin(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
+        let d = a &- b
+        return b &+ (d & (d &>> 31))
+    }
+
+    /// Step 1 on the bit patterns: for non-negative floats the integer order is the float
+    /// order, and NaN magnitudes (above 0x7F800000) are zeroed first.
+    @inline(__always)
+    static func blockAbsMax(_ block: SIMD16<Float>) -> Float {
+        let magnitudes = unsafeBitCast(block, to: SIMD16<Int32>.self) & 0x7FFF_FFFF
+        let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- magnitudes) &>> 31  // all ones where NaN
+        let lanes = magnitudes & ~nan
+        let eight = lanesMax(lanes.lowHalf, lanes.highHalf)
+        let four = eight.lowHalf.replacing(with: eight.highHalf, where: eight.highHalf .> eight.lowHalf)
+        return Float(bitPattern: UInt32(bitPattern: max(max(four[0], four[1]), max(four[2], four[3]))))
+    }
+
+    /// Step 3 for the scales this path produces (non-negative, not NaN): nearest-even by integer
+    /// rounding of the mantissa at bit 20, saturated to 448. Equal to ``E4M3/code(rounding:)`` on
+    /// that domain (tested over a sweep of bit patterns).
+    @inline(__always)
+    static func encodeBlockScale(_ scale: Float) -> UInt8 {
+        if !(scale < 448) { return 0x7E }
+        if scale < 0x1p-6 { return UInt8((scale * 512).rounded(.toNearestOrEven)) }
+        let bits = scale.bitPattern
+        let rounded = bits &+ 0x7FFFF &+ ((bits >> 20) & 1)
+        return UInt8(truncatingIfNeeded: min((rounded >> 20) &- ((127 - 7) << 3), 0x7E))
+    }
+
+    /// Step 5 on 16 lanes, packed: the E2M1 codes of the scaled values, element i in bits 4i…4i+3.
+    ///
+    /// The same construction as the GPU's software path: for each grid spacing q ∈ {0.5, 1, 2}
+    /// the FP32 adder rounds |y| to a multiple of q when q·2^23 is added, and the code is
+    /// min(n₀.₅, n₁ + 2, n₂ + 4, 7); the sign comes from y (none for NaN).
+    @inline(__always)
+    static func packedCodes(_ scaled: SIMD16<Float>) -> UInt64 {
+        let bits = unsafeBitCast(scaled, to: SIMD16<Int32>.self)
+        let magnitudeBits = bits & 0x7FFF_FFFF
+        let magnitude = unsafeBitCast(magnitudeBits, to: SIMD16<Float>.self)
+        let half = unsafeBitCast(magnitude + 0x1p22, to: SIMD16<Int32>.self) &- 0x4A80_0000
+        let one = unsafeBitCast(magnitude + 0x1p23, to: SIMD16<Int32>.self) &- (0x4B00_0000 - 2)
+        let two = unsafeBitCast(magnitude + 0x1p24, to: SIMD16<Int32>.self) &- (0x4B80_0000 - 4)
+        let code = lanesMin(lanesMin(half, one), lanesMin(two, SIMD16<Int32>(repeating: 7)))
+        let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- magnitudeBits) &>> 31
+        let nibbles = code | ((bits &>> 28) & 8 & ~nan)
+        // Nibble i to bit 4·(i mod 8) (the lanes do not overlap), then OR each half's lanes.
+        let placed = nibbles &* SIMD16<Int32>(
+            1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28,
+            1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28)
+        let low = placed.lowHalf.lowHalf | placed.lowHalf.highHalf
+        let high = placed.highHalf.lowHalf | placed.highHalf.highHalf
+        let lowWord = UInt32(bitPattern: low[0] | low[1] | low[2] | low[3])
+        let highWord = UInt32(bitPattern: high[0] | high[1] | high[2] | high[3])
+        return UInt64(lowWord) | UInt64(highWord) << 32
     }
 }
