@@ -399,9 +399,9 @@ extern "C" __global__ void __launch_bounds__(256, 3) nvfp4_quantize_tuned(const 
     storeUnit(u, column, loaded, p.scales, groupMask);
   }
 
-  // Phase 2: padding. Each expert's padding is split into `slices` jobs, about four jobs per
-  // block in all (experts without padding return at once), and blocks take jobs in turn.
-  const int slices = max(1, int((4 * int64_t(gridDim.x) + E - 1) / E));
+  // Phase 2: padding. Each expert's padding is split into `slices` jobs (more when experts are
+  // few than blocks), and blocks take jobs in turn.
+  const int slices = max(1, int(gridDim.x) / E);
   for (int64_t job = blockIdx.x; job < int64_t(E) * slices; job += gridDim.x) {
     zeroPadding(p.scales, inputTable, scaleTable, int(job / slices), int(job % slices), slices);
   }
