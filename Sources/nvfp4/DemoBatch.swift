@@ -78,24 +78,9 @@ struct DemoBatch {
 /// Times the GPU kernel alone on device copies of a problem (CUDA events, median of 20).
 enum DemoKernelTimer {
     static func median(quantizer: CUDAQuantizer, problem: QuantizationProblem, input: [UInt16]) throws -> Double {
-        let context = quantizer.context
-        let segments = problem.segments
-        let deviceInput = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
-        let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
-        let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
-        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
-        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
-        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
-        try input.withUnsafeBytes { try deviceInput.copy(from: $0) }
-        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
-        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
-        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
-        let arguments = DeviceQuantizationArguments(
-            input: deviceInput.address, codes: codes.address, scales: scales.address,
-            scaleByteCapacity: problem.scaleByteCount, inputOffsets: inputOffsets.address,
-            scaleOffsets: scaleOffsets.address, globalScales: globalScales.address, rowCount: problem.rowCount,
-            expertCount: segments.expertCount, hiddenSize: problem.hiddenSize)
-        return try EventTimer(context: context).median(runs: 20, stream: .legacyDefault) {
+        let device = try DeviceProblem(problem, input: input, context: quantizer.context)
+        let arguments = device.arguments
+        return try EventTimer(context: quantizer.context).median(runs: 20, stream: .legacyDefault) {
             try quantizer.quantize(arguments)
         }
     }

@@ -19,9 +19,7 @@ public struct QuantizationProblem: Hashable, Sendable {
         rowCount: Int, hiddenSize: Int, elementType: ElementType, segments: ExpertSegments,
         globalScales: [Float], scaleLayout: ScaleLayout = .swizzled
     ) throws {
-        guard hiddenSize > 0, hiddenSize % 16 == 0 else {
-            throw NVFP4Error.invalidArgument(argument: "hiddenSize", reason: "K = \(hiddenSize) must be a positive multiple of 16")
-        }
+        try QuantizationProblem.validate(hiddenSize: hiddenSize)
         guard rowCount >= 0 else {
             throw NVFP4Error.invalidArgument(argument: "rowCount", reason: "M = \(rowCount) is negative")
         }
@@ -40,6 +38,13 @@ public struct QuantizationProblem: Hashable, Sendable {
         self.segments = segments
         self.globalScales = globalScales
         self.scaleLayout = scaleLayout
+    }
+
+    /// Checks that K is a positive multiple of 16 (the block size).
+    public static func validate(hiddenSize: Int) throws {
+        guard hiddenSize > 0, hiddenSize % 16 == 0 else {
+            throw NVFP4Error.invalidArgument(argument: "hiddenSize", reason: "K = \(hiddenSize) must be a positive multiple of 16")
+        }
     }
 
     public var geometry: ScaleGeometry { ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize) }

@@ -10,30 +10,14 @@ extension CUDAQuantizer {
         variant: QuantizerVariant = .tuned
     ) throws {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
-        let segments = problem.segments
-        let deviceInput = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
-        let deviceCodes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
-        let deviceScales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
-        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
-        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
-        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
-        try deviceInput.copy(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[..<(problem.inputElementCount * 2)]))
-        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
-        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
-        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
-        let arguments = DeviceQuantizationArguments(
-            input: deviceInput.address, codes: deviceCodes.address, scales: deviceScales.address,
-            scaleByteCapacity: problem.scaleByteCount, inputOffsets: inputOffsets.address,
-            scaleOffsets: scaleOffsets.address, globalScales: globalScales.address,
-            rowCount: problem.rowCount, expertCount: segments.expertCount, hiddenSize: problem.hiddenSize,
-            elementType: problem.elementType, scaleLayout: problem.scaleLayout)
-        try quantize(arguments, variant: variant)
+        let device = try DeviceProblem(problem, input: input, context: context)
+        try quantize(device.arguments, variant: variant)
         try context.synchronize()
-        let routedCodeBytes = segments.routedRowCount * problem.hiddenSize / 2
+        let routedCodeBytes = problem.segments.routedRowCount * problem.hiddenSize / 2
         var routed = [UInt8](repeating: 0, count: problem.codeByteCount)
-        try routed.withUnsafeMutableBytes { try deviceCodes.copy(to: $0) }
+        try routed.withUnsafeMutableBytes { try device.codes.copy(to: $0) }
         for i in 0..<routedCodeBytes { codes[i] = routed[i] }
-        try deviceScales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
+        try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
     }
 
     /// E2M1 codes (two per byte) of the `count` float bit patterns from `first`, as the device

@@ -41,9 +41,7 @@ public final class CUDAQuantizer: Sendable {
     /// Compiles or loads the kernels for a shape ahead of the first call, so that no call pays for it.
     @discardableResult
     public func prepare(elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout = .swizzled) throws -> CompiledKernel.Origin {
-        guard hiddenSize > 0, hiddenSize % 16 == 0 else {
-            throw NVFP4Error.invalidArgument(argument: "hiddenSize", reason: "K = \(hiddenSize) must be a positive multiple of 16")
-        }
+        try QuantizationProblem.validate(hiddenSize: hiddenSize)
         return try kernels(elementType, hiddenSize: hiddenSize, scaleLayout: scaleLayout).origin
     }
 

@@ -55,7 +55,7 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     /// Checks everything the host can see: shapes, null and misaligned addresses.
     public func validate() throws {
         func fail(_ argument: String, _ reason: String) -> NVFP4Error { .invalidArgument(argument: argument, reason: reason) }
-        guard hiddenSize > 0, hiddenSize % 16 == 0 else { throw fail("hiddenSize", "K = \(hiddenSize) must be a positive multiple of 16") }
+        try QuantizationProblem.validate(hiddenSize: hiddenSize)
         guard rowCount >= 0 else { throw fail("rowCount", "M = \(rowCount) is negative") }
         guard expertCount >= 1, expertCount < Int(Int32.max) else { throw fail("expertCount", "E = \(expertCount) must be at least 1") }
         guard scaleByteCapacity >= 0 else { throw fail("scaleByteCapacity", "\(scaleByteCapacity) is negative") }

@@ -1,0 +1,62 @@
+import NVFP4
+
+/// A quantization problem on the device: its input, offsets and global scales copied over, and
+/// room for its codes and scales. Owns every buffer; ``arguments`` describes them for
+/// ``CUDAQuantizer/quantize(_:variant:stream:)``.
+public struct DeviceProblem: ~Copyable {
+    public let problem: QuantizationProblem
+    public let input: DeviceBuffer
+    public let codes: DeviceBuffer
+    public let scales: DeviceBuffer
+    public let inputOffsets: DeviceBuffer
+    public let scaleOffsets: DeviceBuffer
+    public let globalScales: DeviceBuffer
+
+    /// Allocates the buffers and copies `input` (at least M·K values) and the problem's tables.
+    public init(_ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>, context: CUDAContext) throws {
+        try self.init(problem, inputCount: input.count, context: context) { buffer, byteCount in
+            try buffer.copy(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[..<byteCount]))
+        }
+    }
+
+    /// Allocates the buffers and copies `input` (at least M·K values) and the problem's tables.
+    public init(_ problem: QuantizationProblem, input: [UInt16], context: CUDAContext) throws {
+        try self.init(problem, inputCount: input.count, context: context) { buffer, byteCount in
+            try input.withUnsafeBytes { try buffer.copy(from: UnsafeRawBufferPointer(rebasing: $0[..<byteCount])) }
+        }
+    }
+
+    private init(_ problem: QuantizationProblem, inputCount: Int, context: CUDAContext,
+                 copyInput: (borrowing DeviceBuffer, Int) throws -> Void) throws {
+        guard inputCount >= problem.inputElementCount else {
+            throw NVFP4Error.invalidArgument(argument: "input", reason: "holds \(inputCount) values, needs \(problem.inputElementCount)")
+        }
+        let segments = problem.segments
+        let input = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
+        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
+        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
+        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
+        try copyInput(input, problem.inputElementCount * 2)
+        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
+        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
+        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
+        let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
+        self.problem = problem
+        self.input = input
+        self.codes = codes
+        self.scales = scales
+        self.inputOffsets = inputOffsets
+        self.scaleOffsets = scaleOffsets
+        self.globalScales = globalScales
+    }
+
+    /// The device addresses and shapes of this problem.
+    public var arguments: DeviceQuantizationArguments {
+        DeviceQuantizationArguments(
+            input: input.address, codes: codes.address, scales: scales.address, scaleByteCapacity: problem.scaleByteCount,
+            inputOffsets: inputOffsets.address, scaleOffsets: scaleOffsets.address, globalScales: globalScales.address,
+            rowCount: problem.rowCount, expertCount: problem.segments.expertCount, hiddenSize: problem.hiddenSize,
+            elementType: problem.elementType, scaleLayout: problem.scaleLayout)
+    }
+}
