@@ -238,8 +238,8 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
 //      warps: a warp takes kRowsPerWarp rows at a time and its lanes walk the unit's blocks, 16
 //      values (32 bytes in, 8 bytes of codes out) per lane and step, with every load of the unit
 //      in flight at once.
-//   2. Padding scale rows (past each expert's row count), blocks taking experts in turn: 16-byte
-//      zero stores wherever a whole swizzled chunk is padding.
+//   2. Padding scale rows (past each expert's row count): swizzled 16-byte chunks strided over
+//      the whole grid, a 16-byte zero store wherever a whole chunk is padding.
 // The expert of a row is carried forward per lane (rows only grow): one comparison unless the
 // row left the expert, then a binary search of the rest. The 4 lanes holding kb = 4q..4q+3 of a
 // swizzled row merge their scale bytes; one stores the word.
@@ -338,38 +338,47 @@ __device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column, const
   }
 }
 
-// Zeroes slice `slice` of `slices` of expert e's padding rows. Swizzled: the 16-byte chunk (tile, r, kTile) holds rows r, r+32,
-// r+64, r+96 of a 128-row tile; it is all padding when row r is (padding is a suffix), then one
-// 16-byte store clears it, else the padding rows among the four get 4-byte stores.
-__device__ __forceinline__ void zeroPadding(uint8_t* scales, const int32_t* inputTable, const int32_t* scaleTable,
-                                            int e, int slice, int slices) {
-  const int64_t firstRow = scaleTable[e];
-  const int64_t firstPadding = int64_t(inputTable[e + 1]) - inputTable[e];  // within the expert
-  const int64_t rows = int64_t(scaleTable[e + 1]) - firstRow;
-  if (firstPadding >= rows) return;
-  if (kSwizzled) {
-    const int64_t firstTile = firstPadding / 128;
-    const int64_t chunks = (rows / 128 - firstTile) * 32 * kTiles;
-    for (int64_t c = int64_t(slice) * blockDim.x + threadIdx.x; c < chunks; c += int64_t(slices) * blockDim.x) {
-      // r varies fastest, so a warp's 16-byte stores cover 512 contiguous bytes of one tile.
-      const int64_t tile = firstTile + c / (32 * kTiles);
-      const int kTile = int(c / 32 % kTiles);
-      const int r = int(c % 32);
-      const int64_t tileFirstRow = tile * 128;
-      uint8_t* chunk = scales + ((firstRow + tileFirstRow) / 128 * kTiles + kTile) * 512 + r * 16;
-      if (tileFirstRow + r >= firstPadding) {
-        *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
-      } else {
+// Zeroes the padding of a swizzled scale buffer. Chunk (tile, kTile, r) is the 16 bytes holding
+// rows r, r+32, r+64, r+96 of a 128-row tile; every tile belongs to one expert (scale offsets are
+// multiples of 128) and the expert's padding rows are a suffix of its rows, so the chunk is all
+// padding when row r is: one 16-byte store clears it, else its padding rows get 4-byte stores.
+// Chunks are strided over the whole grid, r fastest (a warp's stores cover 512 contiguous bytes),
+// and each thread carries the tile's expert forward.
+__device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32_t* inputTable,
+                                                    const int32_t* scaleTable, int E) {
+  const int64_t chunkCount = int64_t(scaleTable[E]) / 128 * 32 * kTiles;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int expert = 0;
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunkCount; c += stride) {
+    const int64_t tile = c / (32 * kTiles);
+    const int64_t tileFirstRow = tile * 128;
+    if (int64_t(scaleTable[expert + 1]) <= tileFirstRow) expert = findExpert(scaleTable, E, tileFirstRow, expert + 1);
+    const int64_t firstPadding = int64_t(scaleTable[expert]) + (int64_t(inputTable[expert + 1]) - inputTable[expert]);
+    if (tileFirstRow + 128 <= firstPadding) continue;  // no padding row in this tile
+    const int r = int(c % 32);
+    uint8_t* chunk = scales + (tile * kTiles + c / 32 % kTiles) * 512 + r * 16;
+    if (tileFirstRow + r >= firstPadding) {
+      *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
+    } else {
 #pragma unroll
-        for (int j = 1; j < 4; ++j) {
-          if (tileFirstRow + r + 32 * j >= firstPadding) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0;
-        }
+      for (int j = 1; j < 4; ++j) {
+        if (tileFirstRow + r + 32 * j >= firstPadding) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0;
       }
     }
-  } else {
-    const int64_t begin = (firstRow + firstPadding) * kBlocksPerRow;
-    const int64_t end = (firstRow + rows) * kBlocksPerRow;
-    for (int64_t i = begin + int64_t(slice) * blockDim.x + threadIdx.x; i < end; i += int64_t(slices) * blockDim.x) {
+  }
+}
+
+// Zeroes the padding rows of a linear scale buffer: blocks take experts in turn (in `slices`
+// jobs each when experts are fewer than blocks), threads take bytes.
+__device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t* inputTable,
+                                                  const int32_t* scaleTable, int E) {
+  const int slices = max(1, int(gridDim.x) / E);
+  for (int64_t job = blockIdx.x; job < int64_t(E) * slices; job += gridDim.x) {
+    const int e = int(job / slices);
+    const int64_t slice = job % slices;
+    const int64_t begin = (int64_t(scaleTable[e]) + (inputTable[e + 1] - inputTable[e])) * kBlocksPerRow;
+    const int64_t end = int64_t(scaleTable[e + 1]) * kBlocksPerRow;
+    for (int64_t i = begin + slice * blockDim.x + threadIdx.x; i < end; i += int64_t(slices) * blockDim.x) {
       scales[i] = 0;
     }
   }
@@ -399,11 +408,11 @@ extern "C" __global__ void __launch_bounds__(256, 3) nvfp4_quantize_tuned(const 
     storeUnit(u, column, loaded, p.scales, groupMask);
   }
 
-  // Phase 2: padding. Each expert's padding is split into `slices` jobs (more when experts are
-  // few than blocks), and blocks take jobs in turn.
-  const int slices = max(1, int(gridDim.x) / E);
-  for (int64_t job = blockIdx.x; job < int64_t(E) * slices; job += gridDim.x) {
-    zeroPadding(p.scales, inputTable, scaleTable, int(job / slices), int(job % slices), slices);
+  // Phase 2: padding.
+  if (kSwizzled) {
+    zeroSwizzledPadding(p.scales, inputTable, scaleTable, E);
+  } else {
+    zeroLinearPadding(p.scales, inputTable, scaleTable, E);
   }
 }
 
