@@ -24,15 +24,15 @@ public final class CUDAContext: @unchecked Sendable {
         let driver = try CUDADriver.initialized()
         var context: OpaquePointer?
         try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device.handle), "cuDevicePrimaryCtxRetain")
-        guard let context else {
+        let handle: OpaquePointer
+        do {
+            handle = try driver.nonNull(context, "cuDevicePrimaryCtxRetain", "context")
+        } catch {
             _ = driver.cuDevicePrimaryCtxRelease(device.handle)
-            throw NVFP4Error.cuda(
-                function: "cuDevicePrimaryCtxRetain", code: CUDAResult.unknown.rawValue,
-                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null context"
-            )
+            throw error
         }
         self.device = device
-        self.handle = context
+        self.handle = handle
         self.driver = driver
     }
 

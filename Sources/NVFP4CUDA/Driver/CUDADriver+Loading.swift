@@ -65,6 +65,17 @@ extension CUDADriver {
         try Self.check(status, function, name: errorName, message: errorMessage)
     }
 
+    /// The handle a successful call wrote, or the error for a driver that reported success but
+    /// wrote none (`CUDA_ERROR_UNKNOWN`, or `result` when given).
+    func nonNull(_ handle: OpaquePointer?, _ function: String, _ what: String,
+                 result: CUDAResult = .unknown, name: String = "CUDA_ERROR_UNKNOWN") throws -> OpaquePointer {
+        guard let handle else {
+            throw NVFP4Error.cuda(function: function, code: result.rawValue, name: name,
+                                  message: "the driver returned a null \(what)")
+        }
+        return handle
+    }
+
     /// The status-to-error mapping of ``check(_:_:)``, with the name and message lookups given
     /// explicitly so that tests can exercise it without a driver.
     ///

@@ -15,14 +15,8 @@ public struct CUDAEvent: ~Copyable, @unchecked Sendable {
         try context.makeCurrent()
         var event: OpaquePointer?
         try context.driver.check(context.driver.cuEventCreate(&event, timing ? 0x0 : 0x2), "cuEventCreate")
-        guard let event else {
-            throw NVFP4Error.cuda(
-                function: "cuEventCreate", code: CUDAResult.unknown.rawValue,
-                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null event"
-            )
-        }
+        self.handle = try context.driver.nonNull(event, "cuEventCreate", "event")
         self.context = context
-        self.handle = event
     }
 
     /// Destroys the event. Wraps `cuEventDestroy_v2`; its status is ignored.

@@ -28,13 +28,8 @@ public struct CUDAGraph: ~Copyable, @unchecked Sendable {
         try context.driver.check(
             context.driver.cuGraphInstantiateWithFlags(&exec, handle, 0), "cuGraphInstantiateWithFlags"
         )
-        guard let exec else {
-            throw NVFP4Error.cuda(
-                function: "cuGraphInstantiateWithFlags", code: CUDAResult.unknown.rawValue,
-                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null executable graph"
-            )
-        }
-        return CUDAGraphExec(context: context, handle: exec)
+        let handle = try context.driver.nonNull(exec, "cuGraphInstantiateWithFlags", "executable graph")
+        return CUDAGraphExec(context: context, handle: handle)
     }
 }
 

@@ -32,14 +32,8 @@ public final class CUDAModule: @unchecked Sendable {
         try bytes.withUnsafeBytes { raw in
             try driver.check(driver.cuModuleLoadData(&module, raw.baseAddress), "cuModuleLoadData")
         }
-        guard let module else {
-            throw NVFP4Error.cuda(
-                function: "cuModuleLoadData", code: CUDAResult.unknown.rawValue,
-                name: "CUDA_ERROR_UNKNOWN", message: "the driver returned a null module"
-            )
-        }
+        self.handle = try context.driver.nonNull(module, "cuModuleLoadData", "module")
         self.context = context
-        self.handle = module
     }
 
     /// Unloads the module. Wraps `cuModuleUnload`; its status is ignored.
@@ -57,12 +51,8 @@ public final class CUDAModule: @unchecked Sendable {
         let driver = context.driver
         var function: OpaquePointer?
         try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
-        guard let function else {
-            throw NVFP4Error.cuda(
-                function: "cuModuleGetFunction(\(name))", code: CUDAResult.notFound.rawValue,
-                name: "CUDA_ERROR_NOT_FOUND", message: "the driver returned a null function"
-            )
-        }
-        return CUDAFunction(module: self, handle: function, name: name)
+        let handle = try context.driver.nonNull(
+            function, "cuModuleGetFunction(\(name))", "function", result: .notFound, name: "CUDA_ERROR_NOT_FOUND")
+        return CUDAFunction(module: self, handle: handle, name: name)
     }
 }
