@@ -82,15 +82,19 @@ private struct RowJob: @unchecked Sendable {
     }
 }
 
-/// Writes the scale bytes of one scale row.
+/// Writes the scale bytes of one scale row (its row offset computed once).
 private struct ScaleRowWriter {
     let geometry: ScaleGeometry
-    let base: UnsafeMutablePointer<UInt8>
-    let scaleRow: Int
+    let row: UnsafeMutablePointer<UInt8>
+
+    init(geometry: ScaleGeometry, base: UnsafeMutablePointer<UInt8>, scaleRow: Int) {
+        self.geometry = geometry
+        self.row = base + geometry.rowOffset(scaleRow: scaleRow)
+    }
 
     @inline(__always)
     func write(_ byte: UInt8, block kb: Int) {
-        base[geometry.byteOffset(scaleRow: scaleRow, block: kb)] = byte
+        row[geometry.blockOffset(kb)] = byte
     }
 
     func zeroBlocks() {

@@ -34,24 +34,31 @@ public struct ScaleGeometry: Hashable, Sendable, CustomStringConvertible {
     /// Bytes of a buffer of `scaleRows` rows.
     public func byteCount(scaleRows: Int) -> Int { scaleRows * bytesPerRow }
 
-    /// The byte offset of block `block` of scale row `scaleRow`.
+    /// The byte offset of block `block` of scale row `scaleRow`: ``rowOffset(scaleRow:)`` plus
+    /// ``blockOffset(_:)``.
     ///
     /// For the swizzled layout this is the per-expert formula with the expert's base folded in:
     /// scale offsets are multiples of 128, so `m % 128 == s % 128` and the base adds whole tiles.
     @inlinable @inline(__always)
     public func byteOffset(scaleRow s: Int, block kb: Int) -> Int {
+        rowOffset(scaleRow: s) + blockOffset(kb)
+    }
+
+    /// The part of a byte offset that depends on the row only:
+    /// `(s / 128)·kTiles·512 + (s % 32)·16 + ((s / 32) % 4)·4` swizzled, `s·(K/16)` linear.
+    @inlinable @inline(__always)
+    public func rowOffset(scaleRow s: Int) -> Int {
         switch layout {
-        case .linear:
-            return s * blocksPerRow + kb
-        case .swizzled:
-            return rowBase(scaleRow: s) + (kb / 4) * 512 + kb % 4
+        case .linear: return s * blocksPerRow
+        case .swizzled: return (s / 128) * kTiles * 512 + (s % 32) * 16 + ((s / 32) % 4) * 4
         }
     }
 
-    /// The part of a swizzled offset that depends on the row only.
+    /// The part of a byte offset that depends on the block only: `(kb / 4)·512 + kb % 4`
+    /// swizzled, `kb` linear.
     @inlinable @inline(__always)
-    public func rowBase(scaleRow s: Int) -> Int {
-        (s / 128) * kTiles * 512 + (s % 32) * 16 + ((s / 32) % 4) * 4
+    public func blockOffset(_ kb: Int) -> Int {
+        layout == .linear ? kb : (kb / 4) * 512 + kb % 4
     }
 
     /// Every byte position of a padding column (`kb` in `K/16 ..< roundUp(K/16, 4)`) of row `s`.

@@ -356,7 +356,7 @@ __device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32
     const int64_t firstPadding = int64_t(scaleTable[expert]) + (int64_t(inputTable[expert + 1]) - inputTable[expert]);
     if (tileFirstRow + 128 <= firstPadding) continue;  // no padding row in this tile
     const int r = int(c % 32);
-    uint8_t* chunk = scales + (tile * kTiles + c / 32 % kTiles) * 512 + r * 16;
+    uint8_t* chunk = scales + scaleByteOffset(tileFirstRow + r, int(c / 32 % kTiles) * 4);
     if (tileFirstRow + r >= firstPadding) {
       *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
     } else {
