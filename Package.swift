@@ -20,7 +20,10 @@ let package = Package(
         .target(
             name: "NVFP4CUDA",
             dependencies: ["NVFP4", .product(name: "Crypto", package: "swift-crypto")],
-            resources: [.embedInCode("Kernels/experts_quant.cu"), .embedInCode("Kernels/bench_support.cu")]
+            resources: [
+                .embedInCode("Kernels/experts_quant.cu"), .embedInCode("Kernels/bench_support.cu"),
+                .embedInCode("Kernels/routing_layout.cu"),
+            ]
         ),
         .executableTarget(
             name: "nvfp4",

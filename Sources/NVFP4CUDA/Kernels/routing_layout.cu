@@ -1,0 +1,267 @@
+// routing_layout.cu — the expert-grouped layout of a routed batch, built from top-k ids.
+//
+// Purpose: the device twin of the CPU `RoutingLayout` (Sources/NVFP4/Layout/RoutingLayout.swift),
+// value for value: per-expert row counts, input offsets, scale offsets (either rule), the
+// permutation (destination row → source token) and each (t, k)'s destination row. One launch,
+// no allocation, no host synchronization, deterministic: it can be captured into a CUDA graph.
+//
+// Legend: T tokens, topk choices per token, N = T·topk flattened ids (i = t·topk + k), E local
+// experts, A counting warps, W = blockDim.x / 32 warps in the block (W ≥ A).
+//
+// Grid mapping: ONE block of 32·W threads (W ≤ 32). Warp w < A counts, then scatters, the
+// contiguous chunk of ids [w·chunk, min((w+1)·chunk, N)) (chunk a multiple of 32, chosen by the
+// host so that A·chunk ≥ N); the threads of the whole block share the per-expert work. Phases,
+// separated by __syncthreads:
+//   1. zeroCounts      warpCounts[A][E] = 0
+//   2. countRoutes     warp w: warpCounts[w][e] = #ids of its chunk equal to e. 32 ids at a
+//                      time, grouped by __match_any_sync; each group's lowest lane adds the
+//                      group's size (a warp's groups have distinct ids: no atomics).
+//   3. warpPrefixes    thread per expert (strided): warpCounts[w][e] becomes the exclusive
+//                      prefix over warps, expertRows[e] the expert's count.
+//   4. scanSegments    thread per run of consecutive experts: a block-wide exclusive scan of
+//                      counts and of roundUp(count, 128) (warp shuffles, then one shuffle scan
+//                      of the warp totals in every warp); writes counts, both offset tables,
+//                      and expertRows[e] = off[e].
+//   5. scatterRoutes   warp w again over its chunk: an id's row is off[e] + warpCounts[w][e]
+//                      + its rank among equal ids earlier in the same 32 (popc(match & lanes
+//                      below)); the group's lowest lane advances warpCounts[w][e].
+// Rows of expert e therefore come in increasing flattened order i (stable, as on the CPU).
+//
+// Layouts (all int32):
+//   topkIds          [N]      id of (t, k) at t·topk + k; −1 = not a local expert (skipped).
+//                             Ids outside −1 ..< E are treated as −1 here (the host API
+//                             rejects them before launching).
+//   counts           [E]      rows per expert
+//   inputOffsets     [E + 1]  off[0] = 0, off[e + 1] = off[e] + counts[e]
+//   scaleOffsets     [E + 1]  rounded prefix sum: soff[e + 1] = soff[e] + roundUp(counts[e], 128)
+//                             closed form:         soff[e] = roundUp(off[e] + 127·e, 128)
+//   permutation      [N] (capacity)  row r < off[E] → source token t; rows ≥ off[E] untouched
+//   destinationRows  [N]      i → its row, or −1 when skipped
+//
+// Numerics: integer only. The host guarantees N + 128·(E + 1) ≤ INT32_MAX, so no sum, offset,
+// scale offset or index (the prefetch reads up to N + 255) overflows 32 bits.
+//
+// Cost: phases 2 and 5 take ⌈chunk / 128⌉ batches per warp (4 match_any groups each, the next
+// batch's loads in flight); phases 1 and 3 about A·E / (32·W) shared accesses per thread; the
+// scan ⌈E / (32·W)⌉ experts per thread and 2 × 5 shuffle steps. No loop runs over all experts.
+//
+// Shared memory: dynamic (A + 1)·E int32 (warpCounts, then expertRows), at most 48 KiB less
+// the 256 bytes of static warp totals (so E ≤ 6112 with A = 1; the host picks A to fit).
+//
+// Compile-time parameters: none (E, A, chunk and the rule are launch arguments, so one module
+// serves every shape).
+
+typedef int int32_t;
+typedef unsigned int uint32_t;
+typedef long long int64_t;
+
+constexpr int kWarpSize = 32;
+constexpr int kMaxWarps = 32;          // a block of at most 1024 threads
+constexpr int kBatch = 4;              // 32-id groups per warp loaded before any is processed
+constexpr uint32_t kFullMask = 0xffffffffu;
+constexpr int32_t kSkipped = -1;
+
+// The one argument of nvfp4_routing_layout. Mirrored by Swift's `RoutingLayoutParameters`;
+// a test checks its size and offsets against these assertions.
+struct RoutingParams {
+  const int32_t* topkIds;    // [N]
+  int32_t* counts;           // [E]
+  int32_t* inputOffsets;     // [E + 1]
+  int32_t* scaleOffsets;     // [E + 1]
+  int32_t* permutation;      // [N] capacity; rows ≥ off[E] untouched
+  int32_t* destinationRows;  // [N]
+  int32_t idCount;           // N = T·topk
+  int32_t topk;              // ≥ 1
+  int32_t expertCount;       // E ≥ 1
+  int32_t countingWarps;     // A, 1 ≤ A ≤ blockDim.x / 32
+  int32_t chunkSize;         // ids per counting warp, a multiple of 32, A·chunk ≥ N
+  int32_t closedForm;        // 1: closed-form scale offsets; 0: rounded prefix sum
+};
+static_assert(sizeof(RoutingParams) == 72, "RoutingParams layout changed: update Swift");
+// NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_offsetof)
+static_assert(__builtin_offsetof(RoutingParams, destinationRows) == 40, "RoutingParams layout changed");
+static_assert(__builtin_offsetof(RoutingParams, idCount) == 48, "RoutingParams layout changed");
+static_assert(__builtin_offsetof(RoutingParams, countingWarps) == 60, "RoutingParams layout changed");
+static_assert(__builtin_offsetof(RoutingParams, closedForm) == 68, "RoutingParams layout changed");
+#endif
+#endif
+
+__device__ __forceinline__ uint32_t lanesBelow() {
+  uint32_t mask;
+  asm("mov.u32 %0, %%lanemask_lt;" : "=r"(mask));
+  return mask;
+}
+
+__device__ __forceinline__ int32_t roundUp128(int32_t rows) { return (rows + 127) & ~127; }
+
+// The local expert of flattened id i, or kSkipped (past the chunk, −1, or out of range).
+__device__ __forceinline__ int32_t localExpert(const RoutingParams& p, int32_t i, int32_t end) {
+  if (i >= end) return kSkipped;
+  const int32_t id = __ldg(p.topkIds + i);
+  return id >= 0 && id < p.expertCount ? id : kSkipped;
+}
+
+// The local experts of one batch: ids base + u·32 + lane for u < kBatch.
+__device__ __forceinline__ void loadBatch(const RoutingParams& p, int32_t base, int32_t end, int lane,
+                                          int32_t (&expert)[kBatch]) {
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u) expert[u] = localExpert(p, base + u * kWarpSize + lane, end);
+}
+
+// Phase 2: this warp's count of each expert in [begin, end) into its row `warpCounts`. The next
+// batch's ids are loaded before this one is counted, so their latency overlaps the counting.
+__device__ void countRoutes(const RoutingParams& p, int32_t* warpCounts, int32_t begin, int32_t end,
+                            int lane) {
+  int32_t expert[kBatch], next[kBatch];
+  loadBatch(p, begin, end, lane, expert);
+  for (int32_t base = begin; base < end; base += kBatch * kWarpSize) {
+    loadBatch(p, base + kBatch * kWarpSize, end, lane, next);
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      if (base + u * kWarpSize >= end) break;  // warp-uniform
+      const uint32_t group = __match_any_sync(kFullMask, expert[u]);
+      if (expert[u] != kSkipped && (group & lanesBelow()) == 0) warpCounts[expert[u]] += __popc(group);
+      __syncwarp();  // the next group's leader may be another lane
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) expert[u] = next[u];
+  }
+}
+
+// Phase 5: rows for [begin, end). `warpNext[e]` is how many rows of expert e earlier warps and
+// earlier groups of this warp took; `expertRows[e]` is off[e].
+__device__ void scatterRoutes(const RoutingParams& p, int32_t* warpNext, const int32_t* expertRows,
+                              int32_t begin, int32_t end, int lane) {
+  int32_t expert[kBatch], next[kBatch];
+  loadBatch(p, begin, end, lane, expert);
+  for (int32_t base = begin; base < end; base += kBatch * kWarpSize) {
+    loadBatch(p, base + kBatch * kWarpSize, end, lane, next);
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      if (base + u * kWarpSize >= end) break;  // warp-uniform
+      const int32_t i = base + u * kWarpSize + lane;
+      const uint32_t group = __match_any_sync(kFullMask, expert[u]);
+      const int leader = __ffs(group) - 1;
+      int32_t first = 0;
+      if (expert[u] != kSkipped && lane == leader) {
+        first = expertRows[expert[u]] + warpNext[expert[u]];
+        warpNext[expert[u]] += __popc(group);
+      }
+      first = __shfl_sync(kFullMask, first, leader);
+      if (i < end) {
+        int32_t row = kSkipped;
+        if (expert[u] != kSkipped) {
+          row = first + __popc(group & lanesBelow());
+          p.permutation[row] = i / p.topk;
+        }
+        p.destinationRows[i] = row;
+      }
+      __syncwarp();
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) expert[u] = next[u];
+  }
+}
+
+// Phase 4: the block-wide exclusive scan of (rows, scaleRows), one pair per thread.
+// Returns the sums over all lower threads; `__syncthreads` inside, so every thread calls it.
+__device__ void scanSegments(int32_t rows, int32_t scaleRows, int32_t& rowsBefore, int32_t& scaleRowsBefore) {
+  __shared__ int32_t warpRows[kMaxWarps];
+  __shared__ int32_t warpScaleRows[kMaxWarps];
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  const int warps = blockDim.x / kWarpSize;
+  int32_t rowsThrough = rows, scaleRowsThrough = scaleRows;
+#pragma unroll
+  for (int d = 1; d < kWarpSize; d *= 2) {
+    const int32_t r = __shfl_up_sync(kFullMask, rowsThrough, d);
+    const int32_t s = __shfl_up_sync(kFullMask, scaleRowsThrough, d);
+    if (lane >= d) {
+      rowsThrough += r;
+      scaleRowsThrough += s;
+    }
+  }
+  if (lane == kWarpSize - 1) {
+    warpRows[warp] = rowsThrough;
+    warpScaleRows[warp] = scaleRowsThrough;
+  }
+  __syncthreads();
+  // Every warp scans the warp totals itself (no second barrier), lane j holding warp j's.
+  const int32_t totalRows = lane < warps ? warpRows[lane] : 0;
+  const int32_t totalScaleRows = lane < warps ? warpScaleRows[lane] : 0;
+  int32_t totalRowsThrough = totalRows, totalScaleRowsThrough = totalScaleRows;
+#pragma unroll
+  for (int d = 1; d < kWarpSize; d *= 2) {
+    const int32_t r = __shfl_up_sync(kFullMask, totalRowsThrough, d);
+    const int32_t s = __shfl_up_sync(kFullMask, totalScaleRowsThrough, d);
+    if (lane >= d) {
+      totalRowsThrough += r;
+      totalScaleRowsThrough += s;
+    }
+  }
+  rowsBefore = __shfl_sync(kFullMask, totalRowsThrough - totalRows, warp) + rowsThrough - rows;
+  scaleRowsBefore = __shfl_sync(kFullMask, totalScaleRowsThrough - totalScaleRows, warp) + scaleRowsThrough - scaleRows;
+}
+
+extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routing_layout(const RoutingParams p) {
+  extern __shared__ int32_t shared[];
+  const int32_t experts = p.expertCount;
+  int32_t* warpCounts = shared;                                // [A][E]
+  int32_t* expertRows = shared + p.countingWarps * experts;    // [E]
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  const int32_t begin = int32_t(min(int64_t(warp) * p.chunkSize, int64_t(p.idCount)));
+  const int32_t end = int32_t(min(int64_t(begin) + p.chunkSize, int64_t(p.idCount)));
+  const bool isCountingWarp = warp < p.countingWarps;
+
+  // 1. zeroCounts
+  for (int32_t j = threadIdx.x; j < p.countingWarps * experts; j += blockDim.x) warpCounts[j] = 0;
+  __syncthreads();
+
+  // 2. countRoutes
+  if (isCountingWarp) countRoutes(p, warpCounts + warp * experts, begin, end, lane);
+  __syncthreads();
+
+  // 3. warpPrefixes
+  for (int32_t e = threadIdx.x; e < experts; e += blockDim.x) {
+    int32_t running = 0;
+    for (int w = 0; w < p.countingWarps; ++w) {
+      const int32_t count = warpCounts[w * experts + e];
+      warpCounts[w * experts + e] = running;
+      running += count;
+    }
+    expertRows[e] = running;
+  }
+  __syncthreads();
+
+  // 4. scanSegments: thread t owns experts [first, last), consecutive.
+  const int32_t perThread = (experts + blockDim.x - 1) / blockDim.x;
+  const int32_t first = min(int32_t(threadIdx.x) * perThread, experts);
+  const int32_t last = min(first + perThread, experts);
+  int32_t rows = 0, scaleRows = 0;
+  for (int32_t e = first; e < last; ++e) {
+    rows += expertRows[e];
+    scaleRows += roundUp128(expertRows[e]);
+  }
+  int32_t offset, scaleOffset;
+  scanSegments(rows, scaleRows, offset, scaleOffset);
+  for (int32_t e = first; e < last; ++e) {
+    const int32_t count = expertRows[e];
+    p.counts[e] = count;
+    p.inputOffsets[e] = offset;
+    p.scaleOffsets[e] = p.closedForm ? roundUp128(offset + 127 * e) : scaleOffset;
+    expertRows[e] = offset;
+    offset += count;
+    scaleOffset += roundUp128(count);
+  }
+  if (threadIdx.x == blockDim.x - 1) {  // its sums run through expert E − 1
+    p.inputOffsets[experts] = offset;
+    p.scaleOffsets[experts] = p.closedForm ? roundUp128(offset + 127 * experts) : scaleOffset;
+  }
+  __syncthreads();
+
+  // 5. scatterRoutes
+  if (isCountingWarp) scatterRoutes(p, warpCounts + warp * experts, expertRows, begin, end, lane);
+}
