@@ -106,4 +106,17 @@ struct FusedEquivalenceTests {
             }
         }
     }
+
+    @Test("with no input rows, closed-form padding tiles still get every scale byte written as 0")
+    func emptyInput() throws {
+        let segments = try ExpertSegments(rowCounts: [0, 0, 0], rule: .closedForm)
+        let problem = try QuantizationProblem(
+            rowCount: 0, hiddenSize: 64, elementType: .bfloat16, segments: segments, globalScales: [1, 2, 3],
+            blockFormat: .mxfp4, activation: .siluMul, gather: GatherMap(permutation: [], sourceRowCount: 0))
+        #expect(problem.scaleByteCount > 0 && problem.inputElementCount == 0)
+        for path in CPUPath.allCases {
+            let run = try ProblemCase(name: "empty", seed: 0, problem: problem, input: []).runCPU(path, poison: 0xA5)
+            #expect(run.codes.isEmpty && run.scales.allSatisfy { $0 == 0 }, "\(path)")
+        }
+    }
 }
