@@ -5,7 +5,7 @@ public struct ProblemCase: Sendable, CustomStringConvertible {
     public let name: String
     public let seed: UInt64
     public let problem: QuantizationProblem
-    /// M·K bit patterns of `problem.elementType`.
+    /// `problem.inputElementCount` bit patterns of `problem.elementType`.
     public let input: [UInt16]
 
     public init(name: String, seed: UInt64, problem: QuantizationProblem, input: [UInt16]) {
@@ -17,8 +17,9 @@ public struct ProblemCase: Sendable, CustomStringConvertible {
 
     public var description: String {
         let p = problem
+        let gather = p.gather.map { " gather T=\($0.sourceRowCount)" } ?? ""
         return "\(name) [seed \(seed): E=\(p.segments.expertCount) M=\(p.rowCount) routed=\(p.segments.routedRowCount) "
-            + "K=\(p.hiddenSize) \(p.elementType) \(p.scaleLayout)]"
+            + "K=\(p.hiddenSize) \(p.elementType) \(p.scaleLayout) \(p.blockFormat) \(p.activation)\(gather)]"
     }
 }
 
@@ -79,7 +80,7 @@ public enum ProblemFactory {
         name: String, seed: UInt64, experts: Int, routedRows: Int, extraRows: Int = 0, hiddenSize: Int,
         type: ElementType = .bfloat16, layout: ScaleLayout = .swizzled,
         rule: ExpertSegments.ScaleOffsetRule = .roundedPrefixSum, specials: Bool = false,
-        globalScale: ((Int) -> Float)? = nil
+        globalScale: ((Int) -> Float)? = nil, blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity
     ) throws -> ProblemCase {
         var generator = SeededGenerator(seed: seed)
         let counts = skewedCounts(rows: routedRows, experts: experts, generator: &generator)
@@ -92,8 +93,9 @@ public enum ProblemFactory {
         }
         let problem = try QuantizationProblem(
             rowCount: rows, hiddenSize: hiddenSize, elementType: type, segments: segments,
-            globalScales: scales, scaleLayout: layout)
-        let input = values(count: rows * hiddenSize, hiddenSize: hiddenSize, type: type, specials: specials, generator: &generator)
+            globalScales: scales, scaleLayout: layout, blockFormat: blockFormat, activation: activation)
+        let width = problem.inputRowWidth
+        let input = values(count: rows * width, hiddenSize: width, type: type, specials: specials, generator: &generator)
         return ProblemCase(name: name, seed: seed, problem: problem, input: input)
     }
 
@@ -138,7 +140,7 @@ public enum OutputDiff {
             let index = firstMismatch(expectedCodes, actualCodes)
             let row = index / max(problem.hiddenSize / 2, 1)
             let e = (0..<segments.expertCount).first { Int(segments.inputOffsets[$0 + 1]) > row } ?? -1
-            let block = (index % max(problem.hiddenSize / 2, 1)) / 8
+            let block = (index % max(problem.hiddenSize / 2, 1)) / (problem.blockFormat.blockSize / 2)
             return "codes differ at byte \(index): expert \(e), row \(row), block \(block): "
                 + "expected \(index < expectedCodes.count ? expectedCodes[index] : 0), got \(index < actualCodes.count ? actualCodes[index] : 0)"
         }

@@ -4,25 +4,49 @@ import Dispatch
 /// ``ReferenceQuantizer``.
 ///
 /// Work is split into chunks of scale rows that the cores take in turn; a chunk finds its first
-/// expert by binary search and then carries it forward row by row, so each row costs one
-/// comparison to locate. Scale rows past an expert's input rows are padding: written as 0.
+/// group (expert, or masked group) by binary search and then carries it forward row by row, so
+/// each row costs one comparison to locate. Scale rows past a group's valid rows are padding:
+/// written as 0.
+///
+/// The plain NVFP4 case (identity activation, E4M3 scales over 16 values) runs the vector steps
+/// straight from the loaded bit patterns. The fused options share the same steps: SiLU·mul is
+/// computed lane by lane with ``SiLU`` and rounded to the input type, a UE8M0 scale is encoded
+/// once per block, and a 32-value block is two 16-lane halves with one combined amax.
 public enum CPUQuantizer {
     /// Scale rows per unit of work handed to a core.
     static let rowsPerChunk = 16
 
     /// Quantizes `input` into `codes` and `scales`: the same contract as
-    /// ``ReferenceQuantizer/quantize(_:input:codes:scales:)``.
+    /// ``ReferenceQuantizer/quantize(_:input:codes:scales:)-(QuantizationProblem,_,_,_)``.
     public static func quantize(
         _ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
     ) throws {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
-        let scaleRows = problem.segments.scaleRowCount
-        guard scaleRows > 0, let inputBase = input.baseAddress,
-              let scaleBase = scales.baseAddress else { return }
+        quantize(QuantizationPlan(problem), input: input, codes: codes, scales: scales)
+    }
+
+    /// Quantizes a masked problem: the same contract as
+    /// ``ReferenceQuantizer/quantize(_:input:codes:scales:)-(MaskedQuantizationProblem,_,_,_)``.
+    public static func quantize(
+        _ problem: MaskedQuantizationProblem, input: UnsafeBufferPointer<UInt16>,
+        codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
+    ) throws {
+        try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
+        quantize(QuantizationPlan(problem), input: input, codes: codes, scales: scales)
+    }
+
+    static func quantize(
+        _ plan: QuantizationPlan, input: UnsafeBufferPointer<UInt16>,
+        codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
+    ) {
+        let scaleRows = plan.scaleRowCount
+        guard scaleRows > 0, let scaleBase = scales.baseAddress else { return }
+        // An empty input or code buffer has no rows to quantize: its pointer is never used.
         let job = RowJob(
-            problem: problem, input: UnsafeRawPointer(inputBase),
-            codes: UnsafeMutableRawPointer(codes.baseAddress ?? UnsafeMutablePointer(scaleBase)),
+            plan: plan,
+            input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
+            codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
         let chunkCount = (scaleRows + rowsPerChunk - 1) / rowsPerChunk
         DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
@@ -37,37 +61,56 @@ public enum CPUQuantizer {
 /// `@unchecked Sendable`: the pointers outlive the call (`quantize` blocks until every chunk is
 /// done) and workers write disjoint bytes (distinct rows' codes and scale bytes).
 private struct RowJob: @unchecked Sendable {
-    let problem: QuantizationProblem
+    let plan: QuantizationPlan
     let input: UnsafeRawPointer
     let codes: UnsafeMutableRawPointer
     let scales: UnsafeMutablePointer<UInt8>
+    /// Identity activation and NVFP4 blocks: the plain spec, on its own vector path.
+    let isPlain: Bool
+
+    init(plan: QuantizationPlan, input: UnsafeRawPointer, codes: UnsafeMutableRawPointer,
+         scales: UnsafeMutablePointer<UInt8>) {
+        self.plan = plan
+        self.input = input
+        self.codes = codes
+        self.scales = scales
+        self.isPlain = plan.activation == .identity && plan.blockFormat == .nvfp4
+    }
 
     func run(scaleRows: Range<Int>) {
-        let segments = problem.segments
-        let geometry = problem.geometry
-        let K = problem.hiddenSize
-        var e = segments.expert(owningScaleRow: scaleRows.lowerBound)
+        let geometry = plan.geometry
+        let K = plan.hiddenSize
+        let inputRowBytes = plan.inputRowWidth * 2
+        var g = plan.group(owningScaleRow: scaleRows.lowerBound)
+        var group = plan.groups[g]
         for s in scaleRows {
-            while Int(segments.scaleOffsets[e + 1]) <= s { e += 1 }
-            let m = s - Int(segments.scaleOffsets[e])
+            while group.firstScaleRow + group.scaleRowCount <= s {
+                g += 1
+                group = plan.groups[g]
+            }
+            let m = s - group.firstScaleRow
             let rowScales = ScaleRowWriter(geometry: geometry, base: scales, scaleRow: s)
             rowScales.zeroPaddingColumns()
-            guard m < segments.rowCount(ofExpert: e) else {
+            guard m < group.validRowCount else {
                 rowScales.zeroBlocks()
                 continue
             }
-            let row = Int(segments.inputOffsets[e]) + m
-            quantizeRow(
-                input.advanced(by: row * K * 2), codes: codes.advanced(by: row * K / 2),
-                scales: rowScales, globalScale: problem.globalScales[e])
+            let row = group.firstOutputRow + m
+            let rowInput = input.advanced(by: plan.inputRow(ofOutputRow: row) * inputRowBytes)
+            let rowCodes = codes.advanced(by: row * K / 2)
+            if isPlain {
+                quantizePlainRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
+            } else {
+                quantizeFusedRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
+            }
         }
     }
 
     @inline(__always)
-    func quantizeRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                     scales: ScaleRowWriter, globalScale gs: Float) {
-        let type = problem.elementType
-        for kb in 0..<(problem.hiddenSize / 16) {
+    func quantizePlainRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
+                          scales: ScaleRowWriter, globalScale gs: Float) {
+        let type = plan.elementType
+        for kb in 0..<(plan.hiddenSize / 16) {
             let bits = rowInput.loadUnaligned(fromByteOffset: kb * 32, as: SIMD16<UInt16>.self)
             let block = SIMDBlock.floats(bits, type: type)
             let amax = SIMDBlock.blockAbsMax(block)
@@ -79,6 +122,47 @@ private struct RowJob: @unchecked Sendable {
             let packed = SIMDBlock.packedCodes(block * outScale)
             rowCodes.storeBytes(of: packed.littleEndian, toByteOffset: kb * 8, as: UInt64.self)
         }
+    }
+
+    /// Steps 0–5 for any activation and block format; a block is one or two 16-lane halves.
+    func quantizeFusedRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
+                          scales: ScaleRowWriter, globalScale gs: Float) {
+        let format = plan.blockFormat
+        let B = format.blockSize
+        for kb in 0..<(plan.hiddenSize / B) {
+            let first = activatedValues(rowInput, column: kb * B)
+            var amax = SIMDBlock.blockAbsMax(first)
+            var second = SIMD16<Float>()
+            if B == 32 {
+                second = activatedValues(rowInput, column: kb * B + 16)
+                amax = max(amax, SIMDBlock.blockAbsMax(second))
+            }
+            let sf = QuantizationSteps.blockScale(absMax: amax, globalScale: gs)
+            let sfByte = format.scaleEncoding == .e4m3 ? SIMDBlock.encodeBlockScale(sf) : UE8M0(roundingUp: sf).rawValue
+            scales.write(sfByte, block: kb)
+            let outScale = QuantizationSteps.outputScale(
+                scaleByte: sfByte, decodedScale: format.decodeScale(sfByte), globalScale: gs)
+            rowCodes.storeBytes(of: SIMDBlock.packedCodes(first * outScale).littleEndian,
+                                toByteOffset: kb * B / 2, as: UInt64.self)
+            if B == 32 {
+                rowCodes.storeBytes(of: SIMDBlock.packedCodes(second * outScale).littleEndian,
+                                    toByteOffset: kb * B / 2 + 8, as: UInt64.self)
+            }
+        }
+    }
+
+    /// Step 0 on 16 lanes: the values of output columns `column ..< column + 16`.
+    @inline(__always)
+    func activatedValues(_ rowInput: UnsafeRawPointer, column: Int) -> SIMD16<Float> {
+        let type = plan.elementType
+        let x = SIMDBlock.floats(
+            rowInput.loadUnaligned(fromByteOffset: column * 2, as: SIMD16<UInt16>.self), type: type)
+        guard plan.activation == .siluMul else { return x }
+        let up = SIMDBlock.floats(
+            rowInput.loadUnaligned(fromByteOffset: (plan.hiddenSize + column) * 2, as: SIMD16<UInt16>.self), type: type)
+        var values = SIMD16<Float>()
+        for i in 0..<16 { values[i] = QuantizationSteps.activate(gate: x[i], up: up[i], elementType: type) }
+        return values
     }
 }
 

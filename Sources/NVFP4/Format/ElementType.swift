@@ -18,8 +18,29 @@ public enum ElementType: String, Sendable, CaseIterable {
     }
 
     /// `value` rounded to this type (nearest, ties to even; NaN stays NaN), as a bit pattern.
+    ///
+    /// The same rounding as ``bits(roundingToNearestEven:)``.
     @inlinable
     public func bits(rounding value: Float) -> UInt16 {
+        bits(roundingToNearestEven: value)
+    }
+
+    /// `value` rounded to this type, nearest with ties to even, as a bit pattern: the last
+    /// rounding of the fused activation (step 0), so that the quantizer sees exactly the value a
+    /// separate activation kernel would have stored.
+    ///
+    /// | value (bfloat16)              | result                          |
+    /// |-------------------------------|---------------------------------|
+    /// | 1 + 2⁻⁸ (a tie)               | 1 (0x3F80, the even neighbour)  |
+    /// | 1 + 3·2⁻⁸ (a tie)             | 1 + 2⁻⁶ (0x3F82)                |
+    /// | ≥ 2¹²⁸·(1 − 2⁻⁹) (half an ulp past the largest finite) | +Inf (0x7F80) |
+    /// | −0                            | −0 (0x8000)                     |
+    /// | any NaN                       | a quiet NaN (its sign and upper payload kept) |
+    ///
+    /// bfloat16 rounds by integer arithmetic on the bit pattern; float16 uses `Float16(value)`,
+    /// which rounds the same way (overflow to ±Inf, subnormals kept).
+    @inlinable
+    public func bits(roundingToNearestEven value: Float) -> UInt16 {
         switch self {
         case .bfloat16: return BFloat16Bits.rounding(value)
         case .float16: return Float16(value).bitPattern

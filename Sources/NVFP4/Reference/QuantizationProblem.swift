@@ -1,55 +1,87 @@
 /// Everything about one expert-quantization call except the buffers: shapes, the expert
-/// segments, the global scales and the scale layout. Creating one validates it.
+/// segments, the global scales, the scale layout, and the fused options (block format,
+/// activation, gather). Creating one validates it.
 ///
-/// The input is `[rowCount, hiddenSize]` 16-bit values; the outputs are packed codes
-/// `[rowCount, hiddenSize / 2]` bytes and a scale buffer of `scaleByteCount` bytes.
+/// The input is `[rowCount, W]` 16-bit values, or `[T, W]` with a gather (`W = K`, or `2K` with
+/// ``Activation/siluMul``); the outputs are packed codes `[rowCount, hiddenSize / 2]` bytes and a
+/// scale buffer of `scaleByteCount` bytes.
 public struct QuantizationProblem: Hashable, Sendable {
-    /// M, the rows of the input (rows at or past `segments.routedRowCount` are not written).
+    /// M, the output rows (rows at or past `segments.routedRowCount` are not written); without a
+    /// gather also the input rows.
     public let rowCount: Int
-    /// K, the values in a row: a positive multiple of 16.
+    /// K, the values in an output row: a positive multiple of the block size.
     public let hiddenSize: Int
     public let elementType: ElementType
     public let segments: ExpertSegments
     /// One FP32 global scale per expert, finite and positive.
     public let globalScales: [Float]
     public let scaleLayout: ScaleLayout
+    /// How blocks share a scale (E4M3 or UE8M0, 16 or 32 values).
+    public let blockFormat: BlockFormat
+    /// What is computed from an input row before quantizing (step 0).
+    public let activation: Activation
+    /// Output row → input row, or `nil`: output row `r` reads input row `r`.
+    public let gather: GatherMap?
 
     /// Validates and stores a problem; every failure names the argument.
     public init(
         rowCount: Int, hiddenSize: Int, elementType: ElementType, segments: ExpertSegments,
-        globalScales: [Float], scaleLayout: ScaleLayout = .swizzled
+        globalScales: [Float], scaleLayout: ScaleLayout = .swizzled,
+        blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity, gather: GatherMap? = nil
     ) throws {
-        try QuantizationProblem.validate(hiddenSize: hiddenSize)
+        try QuantizationProblem.validate(hiddenSize: hiddenSize, blockFormat: blockFormat)
         guard rowCount >= 0 else {
             throw NVFP4Error.invalidArgument(argument: "rowCount", reason: "M = \(rowCount) is negative")
         }
         try ExpertSegments.validate(
             inputOffsets: segments.inputOffsets, scaleOffsets: segments.scaleOffsets, rowCount: rowCount)
-        guard globalScales.count == segments.expertCount else {
-            throw NVFP4Error.invalidArgument(
-                argument: "globalScales", reason: "has \(globalScales.count) entries for \(segments.expertCount) experts")
-        }
-        for (e, scale) in globalScales.enumerated() where !(scale.isFinite && scale > 0) {
-            throw NVFP4Error.invalidArgument(argument: "globalScales", reason: "expert \(e) has \(scale); must be finite and > 0")
-        }
+        try QuantizationProblem.validate(globalScales: globalScales, groupCount: segments.expertCount, unit: "expert")
+        try gather?.validate(routedRowCount: segments.routedRowCount)
         self.rowCount = rowCount
         self.hiddenSize = hiddenSize
         self.elementType = elementType
         self.segments = segments
         self.globalScales = globalScales
         self.scaleLayout = scaleLayout
+        self.blockFormat = blockFormat
+        self.activation = activation
+        self.gather = gather
     }
 
-    /// Checks that K is a positive multiple of 16 (the block size).
+    /// Checks that K is a positive multiple of 16 (the NVFP4 block size).
     public static func validate(hiddenSize: Int) throws {
-        guard hiddenSize > 0, hiddenSize % 16 == 0 else {
-            throw NVFP4Error.invalidArgument(argument: "hiddenSize", reason: "K = \(hiddenSize) must be a positive multiple of 16")
+        try validate(hiddenSize: hiddenSize, blockFormat: .nvfp4)
+    }
+
+    /// Checks that K is a positive multiple of the block size of `blockFormat`.
+    public static func validate(hiddenSize: Int, blockFormat: BlockFormat) throws {
+        guard hiddenSize > 0, hiddenSize % blockFormat.blockSize == 0 else {
+            throw NVFP4Error.invalidArgument(
+                argument: "hiddenSize",
+                reason: "K = \(hiddenSize) must be a positive multiple of \(blockFormat.blockSize) (the \(blockFormat) block size)")
         }
     }
 
-    public var geometry: ScaleGeometry { ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize) }
-    /// Values in the input: M·K.
-    public var inputElementCount: Int { rowCount * hiddenSize }
+    /// Checks one global scale per group (`unit`: "expert" or "group"), each finite and positive.
+    static func validate(globalScales: [Float], groupCount: Int, unit: String) throws {
+        guard globalScales.count == groupCount else {
+            throw NVFP4Error.invalidArgument(
+                argument: "globalScales", reason: "has \(globalScales.count) entries for \(groupCount) \(unit)s")
+        }
+        for (e, scale) in globalScales.enumerated() where !(scale.isFinite && scale > 0) {
+            throw NVFP4Error.invalidArgument(argument: "globalScales", reason: "\(unit) \(e) has \(scale); must be finite and > 0")
+        }
+    }
+
+    public var geometry: ScaleGeometry {
+        ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize)
+    }
+    /// Rows of the input: T with a gather, else M.
+    public var inputRowCount: Int { gather?.sourceRowCount ?? rowCount }
+    /// Values in one input row: K, or 2K with ``Activation/siluMul``.
+    public var inputRowWidth: Int { activation.inputRowWidth(hiddenSize: hiddenSize) }
+    /// Values in the input: rows · W.
+    public var inputElementCount: Int { inputRowCount * inputRowWidth }
     /// Bytes of packed codes: M·K/2.
     public var codeByteCount: Int { rowCount * hiddenSize / 2 }
     /// Bytes of the scale buffer: `scaleOffsets[E]` rows.
@@ -57,14 +89,23 @@ public struct QuantizationProblem: Hashable, Sendable {
 
     /// Checks that the buffers are large enough; nothing is written.
     public func validateBuffers(inputCount: Int, codeCount: Int, scaleCount: Int) throws {
-        guard inputCount >= inputElementCount else {
-            throw NVFP4Error.invalidArgument(argument: "input", reason: "holds \(inputCount) values, needs \(inputElementCount)")
+        try QuantizationProblem.validateBuffers(
+            inputCount: inputCount, codeCount: codeCount, scaleCount: scaleCount,
+            needed: (inputElementCount, codeByteCount, scaleByteCount))
+    }
+
+    /// Checks buffer sizes against the `needed` counts; the errors name `input`, `codes`, `scales`.
+    static func validateBuffers(
+        inputCount: Int, codeCount: Int, scaleCount: Int, needed: (input: Int, codes: Int, scales: Int)
+    ) throws {
+        guard inputCount >= needed.input else {
+            throw NVFP4Error.invalidArgument(argument: "input", reason: "holds \(inputCount) values, needs \(needed.input)")
         }
-        guard codeCount >= codeByteCount else {
-            throw NVFP4Error.invalidArgument(argument: "codes", reason: "holds \(codeCount) bytes, needs \(codeByteCount)")
+        guard codeCount >= needed.codes else {
+            throw NVFP4Error.invalidArgument(argument: "codes", reason: "holds \(codeCount) bytes, needs \(needed.codes)")
         }
-        guard scaleCount >= scaleByteCount else {
-            throw NVFP4Error.invalidArgument(argument: "scales", reason: "holds \(scaleCount) bytes, needs \(scaleByteCount)")
+        guard scaleCount >= needed.scales else {
+            throw NVFP4Error.invalidArgument(argument: "scales", reason: "holds \(scaleCount) bytes, needs \(needed.scales)")
         }
     }
 }
