@@ -6,10 +6,13 @@ import Testing
 struct KernelCompileTests {
     @Test("the parameter structs match the kernel's static_asserts")
     func parameterLayout() {
-        #expect(MemoryLayout<ExpertsQuantParameters>.size == 64)
-        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.rowCount) == 48)
-        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.expertCount) == 56)
-        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sharedTables) == 60)
+        #expect(MemoryLayout<ExpertsQuantParameters>.size == 88)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.permutation) == 48)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.rowCount) == 56)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sourceRowCount) == 64)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.expertCount) == 72)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sharedTables) == 76)
+        #expect(MemoryLayout<RowStepParameters>.size == 32)
         #expect(MemoryLayout<ConversionCheckParameters>.size == 24)
         #expect(MemoryLayout<ConversionCheckParameters>.offset(of: \.first) == 16)
     }
@@ -34,29 +37,42 @@ struct KernelCompileTests {
             hiddenSize: 2880, scaleLayout: .linear)
         #expect(specialization.compilerOptions == [
             "--gpu-architecture=sm_90a", "-std=c++17", "--ptxas-options=-v", "-DNVFP4_HIDDEN_SIZE=2880",
-            "-DNVFP4_INPUT_BF16=0", "-DNVFP4_SWIZZLED=0", "-DNVFP4_HARDWARE_E2M1=0",
+            "-DNVFP4_INPUT_BF16=0", "-DNVFP4_SWIZZLED=0", "-DNVFP4_HARDWARE_E2M1=0", "-DNVFP4_BLOCK_SIZE=16",
+            "-DNVFP4_SCALE_UE8M0=0", "-DNVFP4_SILU_MUL=0", "-DNVFP4_ROW_MAP=0",
         ])
+        let fused = KernelSpecialization(
+            target: KernelTarget(architecture: "sm_100a", hardwareE2M1: true), elementType: .bfloat16,
+            hiddenSize: 2048, scaleLayout: .swizzled, blockFormat: .mxfp4, activation: .siluMul, rowMap: .masked)
+        #expect(Array(fused.compilerOptions.suffix(4)) == [
+            "-DNVFP4_BLOCK_SIZE=32", "-DNVFP4_SCALE_UE8M0=1", "-DNVFP4_SILU_MUL=1", "-DNVFP4_ROW_MAP=2",
+        ])
+        #expect(fused.variants == [.tuned] && !fused.isPlain && specialization.isPlain)
         #expect(String(decoding: KernelSpecialization.source, as: UTF8.self).contains("nvfp4_quantize_tuned"))
     }
 
-    static let compiledShapes: [(ElementType, Int, ScaleLayout)] = [
-        (.bfloat16, 16, .swizzled), (.float16, 48, .linear), (.bfloat16, 2880, .swizzled),
-        (.float16, 7168, .swizzled), (.bfloat16, 7168, .linear),
+    static let compiledShapes: [(ElementType, Int, ScaleLayout, BlockFormat, Activation, RowMap)] = [
+        (.bfloat16, 16, .swizzled, .nvfp4, .identity, .rows), (.float16, 48, .linear, .nvfp4, .identity, .rows),
+        (.bfloat16, 2880, .swizzled, .nvfp4, .identity, .rows), (.float16, 7168, .swizzled, .nvfp4, .identity, .rows),
+        (.bfloat16, 7168, .linear, .nvfp4, .identity, .rows), (.bfloat16, 7168, .swizzled, .nvfp4, .identity, .gathered),
+        (.bfloat16, 7168, .swizzled, .nvfp4, .siluMul, .masked), (.float16, 2880, .linear, .nvfp4UE8M0, .siluMul, .gathered),
+        (.bfloat16, 32, .swizzled, .mxfp4, .identity, .masked), (.bfloat16, 7168, .swizzled, .mxfp4, .siluMul, .rows),
     ]
 
     @Test("every variant compiles for sm_90a and sm_100a with no warning, spill or local memory",
           arguments: KernelTarget.compileChecked)
     func compiles(target: KernelTarget) throws {
         try requireNVRTCOrSkip()
-        for (type, hiddenSize, layout) in Self.compiledShapes {
-            let specialization = KernelSpecialization(target: target, elementType: type, hiddenSize: hiddenSize, scaleLayout: layout)
+        for (type, hiddenSize, layout, format, activation, rowMap) in Self.compiledShapes {
+            let specialization = KernelSpecialization(
+                target: target, elementType: type, hiddenSize: hiddenSize, scaleLayout: layout, blockFormat: format,
+                activation: activation, rowMap: rowMap)
             let output = try NVRTC.compile(source: KernelSpecialization.source, programName: KernelSpecialization.programName,
                                            options: specialization.compilerOptions)
             #expect(!output.cubin.isEmpty, "\(specialization): no cubin")
             let report = PTXASReport.parse(log: output.log)
             #expect(report.warnings.isEmpty, "\(specialization): \(report.warnings)")
             #expect(!output.log.lowercased().contains("warning"), "\(specialization): \(output.log)")
-            for entryPoint in KernelSpecialization.entryPoints {
+            for entryPoint in specialization.entryPoints {
                 let function = try #require(report[function: entryPoint], "\(specialization): no ptxas report for \(entryPoint)")
                 #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(specialization) \(entryPoint) spills")
                 #expect(function.stackFrameBytes == 0, "\(specialization) \(entryPoint) has a stack frame")
@@ -83,6 +99,9 @@ struct KernelCompileTests {
         let huge = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 4, expertCount: 10_000,
                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
         #expect(!huge.sharedTables && huge.sharedMemoryByteCount == 0)
+        let masked = LaunchPlan.tuned(scaleRowCapacity: 32 * 1024, scaleColumns: 448, expertCount: 32, masked: true,
+                                      multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
+        #expect(masked.sharedTables && masked.sharedMemoryByteCount == 2 * 33 * 4 + LaunchPlan.maskedScratchByteCount)
         let baseline = LaunchPlan.baseline(rowCount: 7, hiddenSize: 16, multiprocessorCount: 132)
         #expect(baseline.grid == 7 && baseline.block == 2)
     }
@@ -105,6 +124,33 @@ struct KernelCompileTests {
             mutate(&arguments)
             #expect(throws: NVFP4Error.self) { try arguments.validate() }
             do { try arguments.validate() } catch let error as NVFP4Error { #expect(error.argument == argument) } catch {}
+        }
+    }
+
+    @Test("masked device arguments: shapes, capacity, null and misaligned values name the argument")
+    func maskedArgumentValidation() {
+        let good = DeviceMaskedQuantizationArguments(
+            input: 0x1000, codes: 0x2000, scales: 0x3000, scaleByteCapacity: 2 * 128 * 4, mask: 0x4000,
+            globalScales: 0x5000, groupCount: 2, maxRowsPerGroup: 100, hiddenSize: 64)
+        #expect(throws: Never.self) { try good.validate() }
+        let cases: [(String, (inout DeviceMaskedQuantizationArguments) -> Void)] = [
+            ("input", { $0.input = 0x1004 }), ("codes", { $0.codes = 0 }), ("scales", { $0.scales = 0x3001 }),
+            ("mask", { $0.mask = 0 }), ("globalScales", { $0.globalScales = 0x5002 }),
+            ("groupCount", { $0.groupCount = 0 }), ("groupCount", { $0.groupCount = DeviceMaskedQuantizationArguments.maxGroupCount + 1 }),
+            ("maxRowsPerGroup", { $0.maxRowsPerGroup = -1 }), ("scaleByteCapacity", { $0.scaleByteCapacity = 2 * 128 * 4 - 1 }),
+            ("hiddenSize", { $0.hiddenSize = 48; $0.blockFormat = .mxfp4 }),
+        ]
+        for (argument, mutate) in cases {
+            var arguments = good
+            mutate(&arguments)
+            do {
+                try arguments.validate()
+                Issue.record("\(argument): accepted")
+            } catch let error as NVFP4Error {
+                #expect(error.argument == argument)
+            } catch {
+                Issue.record("\(argument): \(error)")
+            }
         }
     }
 }

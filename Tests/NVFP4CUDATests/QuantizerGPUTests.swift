@@ -147,19 +147,19 @@ struct QuantizerGPUTests {
             }
         }
     }
+}
 
-    /// Runs `compare` over all 2^32 patterns in chunks and expects no mismatch.
-    private func expectEveryPattern(bytesPerPattern: Double, _ compare: (UInt32, Int) throws -> (Int, UInt32?)) throws {
-        let chunk = 1 << 28
-        var mismatches = 0
-        var firstMismatch: UInt32?
-        for c in 0..<((1 << 32) / chunk) {
-            let (count, example) = try compare(UInt32(c * chunk), chunk)
-            mismatches += count
-            if firstMismatch == nil { firstMismatch = example }
-        }
-        #expect(mismatches == 0, "\(mismatches) mismatches; first at pattern 0x\(String(firstMismatch ?? 0, radix: 16))")
+/// Runs `compare` over all 2^32 patterns in chunks and expects no mismatch.
+func expectEveryPattern(bytesPerPattern: Double, _ compare: (UInt32, Int) throws -> (Int, UInt32?)) throws {
+    let chunk = 1 << 28
+    var mismatches = 0
+    var firstMismatch: UInt32?
+    for c in 0..<((1 << 32) / chunk) {
+        let (count, example) = try compare(UInt32(c * chunk), chunk)
+        mismatches += count
+        if firstMismatch == nil { firstMismatch = example }
     }
+    #expect(mismatches == 0, "\(mismatches) mismatches; first at pattern 0x\(String(firstMismatch ?? 0, radix: 16))")
 }
 
 /// Runs `check` over `0..<count` on all cores; returns how many returned a value, and one of them.

@@ -1,44 +1,64 @@
 // experts_quant.cu — NVFP4 quantization of expert-grouped activations.
 //
-// Purpose: bf16/fp16 rows grouped by expert → packed E2M1 codes (two per byte), one E4M3 scale
-// per 16 values in the 128×4 swizzled (or linear) layout, with expert e's FP32 global scale.
-// Three entry points share the spec steps below and the parameter struct:
-//   nvfp4_quantize_tuned     the default (one wave, 16 values per thread, carried expert lookup)
+// Purpose: bf16/fp16 rows grouped by expert → packed E2M1 codes (two per byte), one scale per
+// block of 16 (or 32) values in the 128×4 swizzled (or linear) layout, with expert e's FP32
+// global scale. Entry points share the spec steps below and the parameter struct:
+//   nvfp4_quantize_tuned     the default and the only fused one: every option below (one wave,
+//                            a block per lane and step, carried expert lookup, padding zeroed)
 //   nvfp4_quantize_seed      the seed algorithm (8 values per thread, flattened grid-stride loop,
 //                            offsets in registers or shared memory), out-of-bounds reads fixed
 //   nvfp4_quantize_baseline  the pre-optimization algorithm (block per row, linear scan)
-// plus nvfp4_round_to_e2m1_all / nvfp4_encode_e4m3_all, which convert a range of float bit
-// patterns so that tests can compare every pattern against the CPU encoders.
+//   (seed and baseline exist only for the plain configuration: 16-value E4M3 blocks, identity)
+// The unfused steps an engine would otherwise run, for the benchmark's comparisons:
+//   nvfp4_gather_rows        output row r = input row permutation[r] (W values)
+//   nvfp4_silu_mul_rows      output [R, K] = SiLU·mul of input rows [gate K | up K], in the input
+//                            type (the fused kernel's exact step 0)
+// plus nvfp4_round_to_e2m1_all, nvfp4_encode_e4m3_all, nvfp4_encode_ue8m0_all and
+// nvfp4_silu_all, which convert a range of float bit patterns so that tests can compare every
+// pattern against the CPU functions.
 //
-// Legend: M rows, K values per row, E experts; s a scale row, m a row within its expert,
-// kb = column / 16 a block, off = input offsets [E+1], soff = scale offsets [E+1].
+// Legend: M rows, K values per row, E experts (L groups when masked), B values per block,
+// s a scale row, m a row within its expert, kb = column / B a block, off = input offsets [E+1],
+// soff = scale offsets [E+1], W = K (identity) or 2K (SiLU·mul: a row is [gate K | up K]).
 //
-// Layouts:
-//   input   [M, K] 16-bit values, row r at input + r·K
-//   codes   [M, K/2] bytes; byte j of a row holds element 2j (low nibble) and 2j+1 (high)
+// Layouts (Documentation/FusedVariants.md has the contract):
+//   input   [M, W] 16-bit values (gather: [T, W], output row r reads row permutation[r];
+//           masked: [L, Mmax, W])
+//   codes   [M, K/2] bytes (masked: [L, Mmax, K/2]); byte j holds element 2j (low nibble), 2j+1
 //   scales  swizzled: byte (s/128·kTiles + kb/4)·512 + (s%32)·16 + (s/32%4)·4 + kb%4,
-//           kTiles = ceil(K/64), for every scale row s < soff[E] and kb < 4·kTiles
-//           (scale offsets are multiples of 128, so this is the per-expert formula with the
-//           expert's base soff[e]·4·kTiles folded in); linear: byte s·(K/16) + kb.
-//   Expert e owns rows off[e]..off[e+1] and scale rows soff[e]..soff[e+1]; its scale rows past
-//   its row count, and the padding columns kb ≥ K/16, are written as 0. Rows ≥ off[E] are
-//   neither read for output nor written.
+//           kTiles = ceil(K/B/4), for every scale row s < soff[E] and kb < 4·kTiles (scale
+//           offsets are multiples of 128, so this is the per-expert formula with the expert's
+//           base soff[e]·4·kTiles folded in); linear: byte s·(K/B) + kb.
+//   Offsets layout: expert e owns rows off[e]..off[e+1] and scale rows soff[e]..soff[e+1].
+//   Masked layout: group e owns rows e·Mmax + m, m < min(mask[e], Mmax), and scale rows
+//   e·S + m, S = roundUp(Mmax, 128); the kernel derives off (the prefix of the clamped mask,
+//   the "routed index" of a valid row) and soff = e·S in shared memory.
+//   Scale rows past an expert's row count, and padding columns kb ≥ K/B, are written as 0.
+//   Rows that no expert owns are neither read nor written.
 //
 // Numerics (identical to the CPU reference, Sources/NVFP4/Reference/QuantizationSteps.swift):
-//   blockAbsMax      max |x| over 16 values, NaN ignored (fmaxf)
+//   activate         identity, or y = silu(g)·u with silu(g) = g / (1 + expSiLU(−g)), rounded
+//                    to the input type (nearest-even) and back (Documentation/FusedVariants.md)
+//   blockAbsMax      max |x| over B values, NaN ignored (fmaxf)
 //   blockScale       gs · (amax · r6), r6 = 1/6 rounded to float; two rounded products
-//   encodeBlockScale E4M3 (cvt.rn.satfinite.e4m3x2.f32: nearest-even, saturate to 448)
-//   outputScale      sf' == 0 ? 0 : 1 / (sf' · (1 / gs)), correctly rounded (__frcp_rn)
+//   encodeBlockScale E4M3 (cvt.rn.satfinite.e4m3x2.f32: nearest-even, saturate to 448) or UE8M0
+//                    (rounded up to a power of two, saturated at 254)
+//   outputScale      code == 0 ? 0 : 1 / (sf' · (1 / gs)), correctly rounded (__frcp_rn)
 //   roundToE2M1      E2M1(x · outScale): nearest-even, saturate to ±6, −0 keeps its sign,
 //                    NaN → +6 (0x7), as cvt.rn.satfinite.e2m1x2.f32 documents
 //   packNibbles      element 2j in the low nibble
-// All products use __fmul_rn so no FMA contraction can change a rounding.
+// All products use __fmul_rn (sums __fadd_rn) so no FMA contraction can change a rounding.
 //
 // Compile-time parameters (injected by Swift as -D options, each checked below):
-//   NVFP4_HIDDEN_SIZE     K, a positive multiple of 16
+//   NVFP4_HIDDEN_SIZE     K, a positive multiple of NVFP4_BLOCK_SIZE
 //   NVFP4_INPUT_BF16      1 for bfloat16 input, 0 for float16
 //   NVFP4_SWIZZLED        1 for the 128×4 swizzled scale layout, 0 for linear
 //   NVFP4_HARDWARE_E2M1   1 to use cvt.rn.satfinite.e2m1x2.f32 (sm_100a and later), 0 for software
+//   NVFP4_BLOCK_SIZE      B: 16, or 32 (UE8M0 scales only)
+//   NVFP4_SCALE_UE8M0     1 for UE8M0 scales, 0 for E4M3
+//   NVFP4_SILU_MUL        1 when input rows are [gate | up] and the kernel applies SiLU·mul
+//   NVFP4_ROW_MAP         0: offsets layout, row r reads input row r; 1: offsets layout with a
+//                         gather (row r reads input row permutation[r]); 2: masked layout
 
 #ifndef NVFP4_HIDDEN_SIZE
 #error "NVFP4_HIDDEN_SIZE must be defined"
@@ -52,6 +72,18 @@
 #ifndef NVFP4_HARDWARE_E2M1
 #error "NVFP4_HARDWARE_E2M1 must be defined"
 #endif
+#ifndef NVFP4_BLOCK_SIZE
+#error "NVFP4_BLOCK_SIZE must be defined"
+#endif
+#ifndef NVFP4_SCALE_UE8M0
+#error "NVFP4_SCALE_UE8M0 must be defined"
+#endif
+#ifndef NVFP4_SILU_MUL
+#error "NVFP4_SILU_MUL must be defined"
+#endif
+#ifndef NVFP4_ROW_MAP
+#error "NVFP4_ROW_MAP must be defined"
+#endif
 
 typedef unsigned char uint8_t;
 typedef unsigned short uint16_t;
@@ -64,40 +96,59 @@ constexpr int kHiddenSize = NVFP4_HIDDEN_SIZE;
 constexpr bool kInputBF16 = NVFP4_INPUT_BF16 != 0;
 constexpr bool kSwizzled = NVFP4_SWIZZLED != 0;
 constexpr bool kHardwareE2M1 = NVFP4_HARDWARE_E2M1 != 0;
-static_assert(kHiddenSize > 0 && kHiddenSize % 16 == 0, "K must be a positive multiple of 16");
+constexpr int kBlockSize = NVFP4_BLOCK_SIZE;
+constexpr bool kScaleUE8M0 = NVFP4_SCALE_UE8M0 != 0;
+constexpr bool kSiLUMul = NVFP4_SILU_MUL != 0;
+constexpr bool kGather = NVFP4_ROW_MAP == 1;
+constexpr bool kMasked = NVFP4_ROW_MAP == 2;
+static_assert(NVFP4_ROW_MAP >= 0 && NVFP4_ROW_MAP <= 2, "NVFP4_ROW_MAP is 0, 1 or 2");
 static_assert(NVFP4_INPUT_BF16 == 0 || NVFP4_INPUT_BF16 == 1, "NVFP4_INPUT_BF16 is 0 or 1");
 static_assert(NVFP4_SWIZZLED == 0 || NVFP4_SWIZZLED == 1, "NVFP4_SWIZZLED is 0 or 1");
 static_assert(NVFP4_HARDWARE_E2M1 == 0 || NVFP4_HARDWARE_E2M1 == 1, "NVFP4_HARDWARE_E2M1 is 0 or 1");
+static_assert(NVFP4_SCALE_UE8M0 == 0 || NVFP4_SCALE_UE8M0 == 1, "NVFP4_SCALE_UE8M0 is 0 or 1");
+static_assert(NVFP4_SILU_MUL == 0 || NVFP4_SILU_MUL == 1, "NVFP4_SILU_MUL is 0 or 1");
+static_assert(kBlockSize == 16 || (kBlockSize == 32 && kScaleUE8M0), "B is 16, or 32 with UE8M0 scales");
+static_assert(kHiddenSize > 0 && kHiddenSize % kBlockSize == 0, "K must be a positive multiple of B");
 
-constexpr int kBlocksPerRow = kHiddenSize / 16;            // scales per row
-constexpr int kTiles = (kBlocksPerRow + 3) / 4;            // 64-column tiles per row
+#define NVFP4_PLAIN (NVFP4_BLOCK_SIZE == 16 && NVFP4_SCALE_UE8M0 == 0 && NVFP4_SILU_MUL == 0 && NVFP4_ROW_MAP == 0)
+
+constexpr int kBlocksPerRow = kHiddenSize / kBlockSize;    // scales per row
+constexpr int kTiles = (kBlocksPerRow + 3) / 4;            // 4-block tiles per row
 constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;  // scale bytes per row
-constexpr int kVectorsPerRow = kHiddenSize / 8;            // 16-byte vectors per row
+constexpr int kVectorsPerBlock = kBlockSize / 8;           // 16-byte vectors per block
+constexpr int kInputRowWidth = kSiLUMul ? 2 * kHiddenSize : kHiddenSize;  // W
 
 // The one argument of every quantization entry point. Mirrored by Swift's
 // `ExpertsQuantParameters`; a test checks its size and offsets against these assertions.
 struct QuantParams {
-  const uint16_t* input;         // [M, K]
+  const uint16_t* input;         // [M, W] (gather: [T, W]; masked: [L, Mmax, W])
   uint8_t* codes;                // [M, K/2]
   uint8_t* scales;               // scale buffer
-  const int32_t* inputOffsets;   // [E + 1]
-  const int32_t* scaleOffsets;   // [E + 1]
+  const int32_t* inputOffsets;   // [E + 1] (masked: the mask [L])
+  const int32_t* scaleOffsets;   // [E + 1] (masked: unused)
   const float* globalScales;     // [E]
-  int64_t rowCount;              // M
-  int32_t expertCount;           // E
-  int32_t sharedTables;          // 1: the offset tables fit in dynamic shared memory
+  const int32_t* permutation;    // gather: source row of each output row (else unused)
+  int64_t rowCount;              // M (masked: Mmax)
+  int64_t sourceRowCount;        // rows of the input a gathered row may name (T)
+  int32_t expertCount;           // E (masked: L)
+  int32_t sharedTables;          // 1: the offset tables live in dynamic shared memory
+  int32_t reserved0;
+  int32_t reserved1;
 };
-static_assert(sizeof(QuantParams) == 64, "QuantParams layout changed: update Swift");
+static_assert(sizeof(QuantParams) == 88, "QuantParams layout changed: update Swift");
 // NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_offsetof)
-static_assert(__builtin_offsetof(QuantParams, rowCount) == 48, "QuantParams layout changed");
-static_assert(__builtin_offsetof(QuantParams, expertCount) == 56, "QuantParams layout changed");
-static_assert(__builtin_offsetof(QuantParams, sharedTables) == 60, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, permutation) == 48, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, rowCount) == 56, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, sourceRowCount) == 64, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, expertCount) == 72, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, sharedTables) == 76, "QuantParams layout changed");
 #endif
 #endif
 
-// Dynamic shared memory: off then soff ([E + 1] each) when p.sharedTables is set.
+// Dynamic shared memory: off then soff ([E + 1] each) when p.sharedTables is set, then 32 words
+// of scratch for the masked layout's scan.
 extern __shared__ int32_t sharedTables[];
 
 // ---------------------------------------------------------------------------------------------
@@ -113,6 +164,51 @@ __device__ __forceinline__ float toFloat(uint16_t bits) {
   }
 }
 
+// Nearest-even to the input type's bits (overflow to ±Inf).
+__device__ __forceinline__ uint16_t toInputBits(float y) {
+  uint16_t bits;
+  if (kInputBF16) {
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(y));
+  } else {
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(y));
+  }
+  return bits;
+}
+
+// Nearest-even to the input type and back.
+__device__ __forceinline__ float roundToInputType(float y) { return toFloat(toInputBits(y)); }
+
+// 2^k for k in [-126, 127], from the exponent bits.
+__device__ __forceinline__ float powerOfTwo(int k) { return __int_as_float((k + 127) << 23); }
+
+// exp(x) as FusedVariants.md writes it: plain rounded FP32 operations, the same ones Swift runs.
+__device__ __forceinline__ float expSiLU(float x) {
+  if (x != x) return x;
+  x = fminf(fmaxf(x, -104.0f), 89.0f);
+  const float n = rintf(__fmul_rn(x, __int_as_float(0x3FB8AA3B)));
+  const float r = __fsub_rn(__fsub_rn(x, __fmul_rn(n, __int_as_float(0x3F317200))),
+                            __fmul_rn(n, __int_as_float(0x35BFBE8E)));
+  float p = __fmul_rn(r, __int_as_float(0x3AB60B61));
+  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3C088889), p));
+  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3D2AAAAB), p));
+  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3E2AAAAB), p));
+  p = __fmul_rn(r, __fadd_rn(0.5f, p));
+  p = __fmul_rn(r, __fadd_rn(1.0f, p));
+  p = __fadd_rn(1.0f, p);
+  const int ni = int(n);
+  const int n1 = ni / 2;
+  return __fmul_rn(__fmul_rn(p, powerOfTwo(n1)), powerOfTwo(ni - n1));
+}
+
+// silu(g) = g / (1 + exp(−g)), the division correctly rounded.
+__device__ __forceinline__ float silu(float g) { return __fdiv_rn(g, __fadd_rn(1.0f, expSiLU(-g))); }
+
+// Step 0 for SiLU·mul before rounding: silu(g)·u in FP32.
+__device__ __forceinline__ float siluMul(float gate, float up) { return __fmul_rn(silu(gate), up); }
+
+// Step 0 for SiLU·mul: the value the block sees, rounded to the input type.
+__device__ __forceinline__ float activate(float gate, float up) { return roundToInputType(siluMul(gate, up)); }
+
 // Step 1: running max of |x|; fmaxf ignores NaN, like the reference.
 __device__ __forceinline__ float blockAbsMax(float amax, float x) { return fmaxf(amax, fabsf(x)); }
 
@@ -122,14 +218,28 @@ __device__ __forceinline__ float blockScale(float amax, float globalScale) {
   return __fmul_rn(globalScale, __fmul_rn(amax, r6));
 }
 
-// Step 3: E4M3, nearest-even, saturated (the hardware conversion, sm_89 and later).
-__device__ __forceinline__ uint32_t encodeBlockScale(float scale) {
+// Step 3, E4M3: nearest-even, saturated (the hardware conversion, sm_89 and later).
+__device__ __forceinline__ uint32_t encodeE4M3(float scale) {
   uint16_t pair;
   asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(scale));
   return pair & 0xFFu;
 }
 
+// Step 3, UE8M0: rounded up to a power of two; 0 at or below 2^-127, 254 from 2^127 up, 255 NaN.
+__device__ __forceinline__ uint32_t encodeUE8M0(float scale) {
+  const uint32_t bits = __float_as_uint(scale) & 0x7FFFFFFFu;
+  if (bits > 0x7F800000u) return 255u;
+  if (bits <= 0x00400000u) return 0u;
+  if (bits < 0x00800000u) return 1u;
+  return min((bits >> 23) + ((bits & 0x7FFFFFu) != 0u ? 1u : 0u), 254u);
+}
+
+__device__ __forceinline__ uint32_t encodeBlockScale(float scale) {
+  return kScaleUE8M0 ? encodeUE8M0(scale) : encodeE4M3(scale);
+}
+
 __device__ __forceinline__ float decodeBlockScale(uint32_t code) {
+  if (kScaleUE8M0) return __uint_as_float(code == 0u ? 0x00400000u : code << 23);
   uint32_t halves;
   asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(halves) : "h"(uint16_t(code)));
   float f;
@@ -137,9 +247,9 @@ __device__ __forceinline__ float decodeBlockScale(uint32_t code) {
   return f;
 }
 
-// Step 4.
-__device__ __forceinline__ float outputScale(float decodedScale, float globalScale) {
-  return decodedScale == 0.0f ? 0.0f : __frcp_rn(__fmul_rn(decodedScale, __frcp_rn(globalScale)));
+// Step 4 (1 / gs computed once per row by the caller).
+__device__ __forceinline__ float outputScale(uint32_t scaleByte, float inverseGlobalScale) {
+  return scaleByte == 0u ? 0.0f : __frcp_rn(__fmul_rn(decodeBlockScale(scaleByte), inverseGlobalScale));
 }
 
 // Step 5, software: the code of one value, sign in bit 3.
@@ -177,7 +287,7 @@ __device__ __forceinline__ uint32_t roundPairToE2M1(float first, float second) {
 }
 
 // Step 6: codes of 8 values (x · outScale) packed into 4 bytes.
-__device__ __forceinline__ uint32_t packNibbles(const float (&x)[8], float outScale) {
+__device__ __forceinline__ uint32_t packNibbles(const float* x, float outScale) {
   uint32_t word = 0;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
@@ -196,7 +306,7 @@ __device__ __forceinline__ int64_t scaleByteOffset(int64_t s, int kb) {
 }
 
 // 8 values of one 16-byte vector.
-__device__ __forceinline__ void unpack(uint4 v, float (&x)[8]) {
+__device__ __forceinline__ void unpack(uint4 v, float* x) {
   const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -215,17 +325,60 @@ __device__ __forceinline__ int findExpert(const int32_t* table, int expertCount,
   return low;
 }
 
-// Copies off and soff into shared memory (when they fit) and returns the tables to search.
+// Masked layout: off = exclusive prefix of min(max(mask, 0), Mmax) and soff[e] = e·S, built by
+// every block in shared memory. Each thread sums a run of consecutive groups, the runs' totals
+// are scanned across the block (warp shuffles, then the warp totals), and each thread writes its
+// run's prefixes.
+__device__ __forceinline__ void deriveMaskedTables(const QuantParams& p, int32_t* inputTable, int32_t* scaleTable,
+                                                   int32_t* scratch) {
+  const int E = p.expertCount;
+  const int32_t maxRows = int32_t(p.rowCount);
+  const int32_t scaleRowsPerGroup = (maxRows + 127) / 128 * 128;
+  const int run = (E + blockDim.x - 1) / blockDim.x;
+  const int first = min(E, int(threadIdx.x) * run);
+  const int last = min(E, first + run);
+  int32_t total = 0;
+  for (int e = first; e < last; ++e) total += min(max(p.inputOffsets[e], 0), maxRows);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int32_t inclusive = total;
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    const int32_t other = __shfl_up_sync(0xFFFFFFFFu, inclusive, d);
+    if (lane >= d) inclusive += other;
+  }
+  if (lane == 31) scratch[warp] = inclusive;
+  __syncthreads();
+  int32_t before = inclusive - total;
+  for (int w = 0; w < warp; ++w) before += scratch[w];
+  for (int e = first; e < last; ++e) {
+    inputTable[e] = before;
+    scaleTable[e] = e * scaleRowsPerGroup;
+    before += min(max(p.inputOffsets[e], 0), maxRows);
+  }
+  if (last == E && first < last) {
+    inputTable[E] = before;
+    scaleTable[E] = E * scaleRowsPerGroup;
+  }
+}
+
+// Copies off and soff into shared memory (or derives them from the mask) when they fit, and
+// returns the tables to search.
 __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* shared,
                                             const int32_t*& inputTable, const int32_t*& scaleTable) {
-  if (p.sharedTables) {
-    for (int i = threadIdx.x; i <= p.expertCount; i += blockDim.x) {
-      shared[i] = p.inputOffsets[i];
-      shared[p.expertCount + 1 + i] = p.scaleOffsets[i];
+  if (kMasked || p.sharedTables) {  // the masked layout always derives its tables in shared memory
+    int32_t* inputShared = shared;
+    int32_t* scaleShared = shared + p.expertCount + 1;
+    if (kMasked) {
+      deriveMaskedTables(p, inputShared, scaleShared, scaleShared + p.expertCount + 1);
+    } else {
+      for (int i = threadIdx.x; i <= p.expertCount; i += blockDim.x) {
+        inputShared[i] = p.inputOffsets[i];
+        scaleShared[i] = p.scaleOffsets[i];
+      }
     }
     __syncthreads();
-    inputTable = shared;
-    scaleTable = shared + p.expertCount + 1;
+    inputTable = inputShared;
+    scaleTable = scaleShared;
   } else {
     inputTable = p.inputOffsets;
     scaleTable = p.scaleOffsets;
@@ -234,10 +387,11 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
 
 // ---------------------------------------------------------------------------------------------
 // tuned: two phases, each balanced on its own.
-//   1. Routed rows r < off[E], split into units of kTunedUnroll steps of a row, strided over
-//      warps: a warp takes kRowsPerWarp rows at a time and its lanes walk the unit's blocks, 16
-//      values (32 bytes in, 8 bytes of codes out) per lane and step, with every load of the unit
-//      in flight at once.
+//   1. Routed rows, numbered by their routed index v < off[E] (the row itself in the offsets
+//      layout; the rank among valid rows when masked), split into units of kTunedUnroll steps
+//      of a row, strided over warps: a warp takes kRowsPerWarp rows at a time and its lanes walk
+//      the unit's blocks, one block (B values: B/8 16-byte loads, twice with SiLU·mul) per lane
+//      and step, with every load of the unit in flight at once.
 //   2. Padding scale rows (past each expert's row count): swizzled 16-byte chunks strided over
 //      the whole grid, a 16-byte zero store wherever a whole chunk is padding.
 // The expert of a row is carried forward per lane (rows only grow): one comparison unless the
@@ -248,24 +402,46 @@ constexpr int kLanesPerRow =
     kScaleColumns >= 32 ? 32 : (32 % kScaleColumns == 0 ? kScaleColumns : 32);  // lanes on one row
 constexpr int kRowsPerWarp = 32 / kLanesPerRow;                                  // rows per warp step
 constexpr int kColumnSteps = (kScaleColumns + kLanesPerRow - 1) / kLanesPerRow;  // blocks per lane
-constexpr int kTunedUnroll = kColumnSteps < 2 ? kColumnSteps : 2;                // steps per unit
+constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);            // 16-byte loads per block
+constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                          // ≤ 4 loads in flight per lane
+constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
+// Blocks per SM the kernel is compiled for: 3 (the measured best), 2 when a lane's unit holds
+// more than 4 loads (32-value SiLU·mul blocks), so that registers do not spill.
+constexpr int kTunedMinBlocks = kTunedUnroll * kLoadsPerBlock > 4 ? 2 : 3;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
 
-// One lane's block: quantizes 16 values (when `quantize`) and returns the scale byte (0 otherwise).
-__device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[2], bool quantize, float gs, float inverseGs,
-                                                  uint8_t* codes) {
+// Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
+__device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
+#pragma unroll
+  for (int i = 0; i < kVectorsPerBlock; ++i) unpack(v[i], x + 8 * i);
+  if (kSiLUMul) {
+#pragma unroll
+    for (int i = 0; i < kVectorsPerBlock; ++i) {
+      float up[8];
+      unpack(v[kVectorsPerBlock + i], up);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) x[8 * i + j] = activate(x[8 * i + j], up[j]);
+    }
+  }
+}
+
+// One lane's block: quantizes B values (when `quantize`) and returns the scale byte (0 otherwise).
+__device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBlock], bool quantize, float gs,
+                                                  float inverseGs, uint8_t* codes) {
   if (!quantize) return 0;
-  float x[2][8];
-  unpack(v[0], x[0]);
-  unpack(v[1], x[1]);
+  float x[kBlockSize];
+  activateBlock(v, x);
   float amax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) amax = blockAbsMax(blockAbsMax(amax, x[0][i]), x[1][i]);
+  for (int i = 0; i < kBlockSize; ++i) amax = blockAbsMax(amax, x[i]);
   const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
-  const float decoded = decodeBlockScale(scaleByte);
-  const float outScale = decoded == 0.0f ? 0.0f : __frcp_rn(__fmul_rn(decoded, inverseGs));
-  *reinterpret_cast<uint2*>(codes) = make_uint2(packNibbles(x[0], outScale), packNibbles(x[1], outScale));
+  const float outScale = outputScale(scaleByte, inverseGs);
+#pragma unroll
+  for (int h = 0; h < kBlockSize / 16; ++h) {  // 8 bytes of codes per 16 values
+    *reinterpret_cast<uint2*>(codes + 8 * h) =
+        make_uint2(packNibbles(x + 16 * h, outScale), packNibbles(x + 16 * h + 8, outScale));
+  }
   return scaleByte;
 }
 
@@ -284,56 +460,71 @@ __device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, u
 
 // A unit of phase 1: kTunedUnroll steps of one routed row, located before its loads are issued.
 struct RoutedUnit {
-  const uint16_t* input;  // the row's first value
-  uint8_t* codes;         // the row's first code byte
+  const uint16_t* input;  // the source row's first value
+  uint8_t* codes;         // the output row's first code byte
   int64_t scaleRow;
   float gs;
   int firstStep;
-  bool valid;
+  bool valid;     // the unit exists: its scale bytes are written
+  bool readable;  // its source row exists (false only for an out-of-range gather entry)
 };
 
-// Locates unit `unit` for this lane (rows grow with units, so `expert` is carried forward).
+// Locates unit `unit` for this lane (routed indices grow with units, so `expert` is carried).
 __device__ __forceinline__ RoutedUnit locateUnit(const QuantParams& p, const int32_t* inputTable,
                                                  const int32_t* scaleTable, int64_t unit, int64_t unitCount,
                                                  int slot, int& expert) {
   RoutedUnit u;
   const int64_t group = unit / kUnitsPerRow;
-  const int64_t row = group * kRowsPerWarp + slot;
-  const int64_t routedRows = inputTable[p.expertCount];
-  u.valid = unit < unitCount && row < routedRows;
+  const int64_t routed = group * kRowsPerWarp + slot;
+  u.valid = unit < unitCount && routed < int64_t(inputTable[p.expertCount]);
+  u.readable = u.valid;
   if (!u.valid) return u;
   u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
-  if (int64_t(inputTable[expert + 1]) <= row) expert = findExpert(inputTable, p.expertCount, row, expert + 1);
-  u.scaleRow = scaleTable[expert] + (row - inputTable[expert]);
+  if (int64_t(inputTable[expert + 1]) <= routed) expert = findExpert(inputTable, p.expertCount, routed, expert + 1);
+  const int64_t m = routed - inputTable[expert];
+  const int64_t row = kMasked ? int64_t(expert) * p.rowCount + m : routed;
+  int64_t source = row;
+  if (kGather) {
+    source = __ldg(p.permutation + row);
+    u.readable = source >= 0 && source < p.sourceRowCount;
+  }
+  u.scaleRow = scaleTable[expert] + m;
   u.gs = __ldg(p.globalScales + expert);
-  u.input = p.input + row * kHiddenSize;
+  u.input = p.input + source * kInputRowWidth;
   u.codes = p.codes + row * (kHiddenSize / 2);
   return u;
 }
 
-// Issues every load of a unit (nothing for an invalid one).
-__device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[kTunedUnroll][2]) {
+// Issues every load of a unit (nothing for an invalid or unreadable one).
+__device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock]) {
 #pragma unroll
   for (int k = 0; k < kTunedUnroll; ++k) {
     const int kb = (u.firstStep + k) * kLanesPerRow + column;
-    if (u.valid && u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
-      const uint4* source = reinterpret_cast<const uint4*>(u.input + kb * 16);
-      loaded[k][0] = __ldg(source);
-      loaded[k][1] = __ldg(source + 1);
+    if (u.readable && u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
+      const uint4* source = reinterpret_cast<const uint4*>(u.input + kb * kBlockSize);
+#pragma unroll
+      for (int i = 0; i < kVectorsPerBlock; ++i) loaded[k][i] = __ldg(source + i);
+      if (kSiLUMul) {
+        const uint4* up = reinterpret_cast<const uint4*>(u.input + kHiddenSize + kb * kBlockSize);
+#pragma unroll
+        for (int i = 0; i < kVectorsPerBlock; ++i) loaded[k][kVectorsPerBlock + i] = __ldg(up + i);
+      }
     }
   }
 }
 
 // Quantizes a loaded unit and stores its codes and scales.
-__device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column, const uint4 (&loaded)[kTunedUnroll][2],
-                                          uint8_t* scales, uint32_t groupMask) {
+__device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column,
+                                          const uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock], uint8_t* scales,
+                                          uint32_t groupMask) {
   if (!u.valid) return;  // uniform across each row's lanes
   const float inverseGs = __frcp_rn(u.gs);
 #pragma unroll
   for (int k = 0; k < kTunedUnroll; ++k) {
     const int kb = (u.firstStep + k) * kLanesPerRow + column;
     if (u.firstStep + k >= kColumnSteps || kb >= kScaleColumns) break;  // uniform per 4-lane group
-    const uint32_t scaleByte = quantizeBlock(loaded[k], kb < kBlocksPerRow, u.gs, inverseGs, u.codes + kb * 8);
+    const uint32_t scaleByte = quantizeBlock(loaded[k], u.readable && kb < kBlocksPerRow, u.gs, inverseGs,
+                                             u.codes + kb * (kBlockSize / 2));
     storeScale(scales, u.scaleRow, kb, scaleByte, groupMask);
   }
 }
@@ -384,7 +575,7 @@ __device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 3) nvfp4_quantize_tuned(const QuantParams p) {
+extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
   const int32_t* inputTable;
   const int32_t* scaleTable;
   stageTables(p, sharedTables, inputTable, scaleTable);
@@ -402,7 +593,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) nvfp4_quantize_tuned(const 
   const int64_t unitCount = (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
   int expert = 0;
   for (int64_t unit = warp; unit < unitCount; unit += warps) {
-    uint4 loaded[kTunedUnroll][2];
+    uint4 loaded[kTunedUnroll][kLoadsPerBlock];
     const RoutedUnit u = locateUnit(p, inputTable, scaleTable, unit, unitCount, slot, expert);
     loadUnit(u, column, loaded);
     storeUnit(u, column, loaded, p.scales, groupMask);
@@ -420,6 +611,11 @@ extern "C" __global__ void __launch_bounds__(256, 3) nvfp4_quantize_tuned(const 
 // seed and baseline: 8 values (one vector) per thread; lanes 2j and 2j+1 hold one 16-value
 // block and exchange their partial amax with a shuffle. Padding is not written by these
 // kernels: the launcher zeroes the scale buffer first (as engines do with a zeroed allocation).
+// They exist for the plain configuration only and ignore gather and the masked layout (the
+// Swift launcher refuses those for them).
+#if NVFP4_PLAIN
+
+constexpr int kVectorsPerRow = kHiddenSize / 8;  // 16-byte vectors per row
 
 enum class Lookup { registers, shared, globalScan };
 
@@ -477,7 +673,7 @@ __device__ __forceinline__ void quantizeVector(const QuantParams& p, const int32
   if (expert < 0) return;
   const float gs = __ldg(p.globalScales + expert);
   const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
-  const float outScale = outputScale(decodeBlockScale(scaleByte), gs);
+  const float outScale = outputScale(scaleByte, __frcp_rn(gs));
   *reinterpret_cast<uint32_t*>(p.codes + row * (kHiddenSize / 2) + int64_t(column) * 4) = packNibbles(x, outScale);
   if ((column & 1) == 0) {
     const int32_t* scaleOffsets = p.scaleOffsets;
@@ -520,6 +716,52 @@ extern "C" __global__ void nvfp4_quantize_baseline(const QuantParams p) {
   }
 }
 
+#endif  // NVFP4_PLAIN
+
+// ---------------------------------------------------------------------------------------------
+// Unfused steps (16-byte vectors, grid-stride).
+
+// The argument of the unfused steps. Mirrored by Swift's `RowStepParameters`.
+struct RowStepParams {
+  const uint16_t* input;
+  uint16_t* output;
+  const int32_t* permutation;  // gather only
+  int64_t rowCount;            // output rows
+};
+static_assert(sizeof(RowStepParams) == 32, "RowStepParams layout changed: update Swift");
+
+extern "C" __global__ void nvfp4_gather_rows(const RowStepParams p) {
+  constexpr int kVectors = kInputRowWidth / 8;
+  const uint4* input = reinterpret_cast<const uint4*>(p.input);
+  uint4* output = reinterpret_cast<uint4*>(p.output);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.rowCount * kVectors;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / kVectors;
+    output[i] = __ldg(input + int64_t(__ldg(p.permutation + row)) * kVectors + (i - row * kVectors));
+  }
+}
+
+extern "C" __global__ void nvfp4_silu_mul_rows(const RowStepParams p) {
+  constexpr int kVectors = kHiddenSize / 8;
+  const uint4* input = reinterpret_cast<const uint4*>(p.input);
+  uint4* output = reinterpret_cast<uint4*>(p.output);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.rowCount * kVectors;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / kVectors;
+    const int64_t column = i - row * kVectors;
+    float gate[8], up[8];
+    unpack(__ldg(input + row * 2 * kVectors + column), gate);
+    unpack(__ldg(input + row * 2 * kVectors + kVectors + column), up);
+    uint32_t words[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      words[j] = uint32_t(toInputBits(siluMul(gate[2 * j], up[2 * j]))) |
+                 (uint32_t(toInputBits(siluMul(gate[2 * j + 1], up[2 * j + 1]))) << 16);
+    }
+    output[i] = make_uint4(words[0], words[1], words[2], words[3]);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exhaustive checks: convert `count` float bit patterns starting at `first` (count is even).
 
@@ -546,6 +788,23 @@ extern "C" __global__ void nvfp4_round_to_e2m1_all(const ConversionParams p) {
 extern "C" __global__ void nvfp4_encode_e4m3_all(const ConversionParams p) {
   for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count;
        j += uint64_t(gridDim.x) * blockDim.x) {
-    p.out[j] = uint8_t(encodeBlockScale(__uint_as_float(p.first + uint32_t(j))));
+    p.out[j] = uint8_t(encodeE4M3(__uint_as_float(p.first + uint32_t(j))));
+  }
+}
+
+// UE8M0 codes of patterns first + i.
+extern "C" __global__ void nvfp4_encode_ue8m0_all(const ConversionParams p) {
+  for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count;
+       j += uint64_t(gridDim.x) * blockDim.x) {
+    p.out[j] = uint8_t(encodeUE8M0(__uint_as_float(p.first + uint32_t(j))));
+  }
+}
+
+// silu(g) of patterns g = first + i, as float bit patterns (4 bytes each).
+extern "C" __global__ void nvfp4_silu_all(const ConversionParams p) {
+  uint32_t* out = reinterpret_cast<uint32_t*>(p.out);
+  for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count;
+       j += uint64_t(gridDim.x) * blockDim.x) {
+    out[j] = __float_as_uint(silu(__uint_as_float(p.first + uint32_t(j))));
   }
 }

@@ -20,6 +20,26 @@ extension CUDAQuantizer {
         try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
     }
 
+    /// Quantizes a masked-layout problem held on the host on the GPU: the same contract as
+    /// ``CPUQuantizer`` (codes of rows past each group's mask are left as they are in `codes`).
+    public func quantize(
+        _ problem: MaskedQuantizationProblem, input: UnsafeBufferPointer<UInt16>,
+        codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
+    ) throws {
+        try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
+        let device = try DeviceMaskedProblem(problem, input: input, context: context)
+        try quantize(device.arguments)
+        try context.synchronize()
+        var written = [UInt8](repeating: 0, count: problem.codeByteCount)
+        try written.withUnsafeMutableBytes { try device.codes.copy(to: $0) }
+        let rowBytes = problem.hiddenSize / 2
+        for group in 0..<problem.groupCount {
+            let first = group * problem.maxRowsPerGroup * rowBytes
+            for i in first..<(first + problem.validRowCount(ofGroup: group) * rowBytes) { codes[i] = written[i] }
+        }
+        try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
+    }
+
     /// E2M1 codes (two per byte) of the `count` float bit patterns from `first`, as the device
     /// converts them; `count` must be even. For checking every pattern against the CPU encoder.
     public func roundToE2M1(bitPatternsFrom first: UInt32, count: Int) throws -> [UInt8] {
@@ -29,6 +49,19 @@ extension CUDAQuantizer {
     /// E4M3 codes of the `count` float bit patterns from `first`, as the device converts them.
     public func encodeE4M3(bitPatternsFrom first: UInt32, count: Int) throws -> [UInt8] {
         try convert(first: first, count: count, outputBytes: count) { $0.encodeE4M3All }
+    }
+
+    /// UE8M0 codes (rounded up) of the `count` float bit patterns from `first`, as the device
+    /// converts them.
+    public func encodeUE8M0(bitPatternsFrom first: UInt32, count: Int) throws -> [UInt8] {
+        try convert(first: first, count: count, outputBytes: count) { $0.encodeUE8M0All }
+    }
+
+    /// `silu(g)` as the device computes it (the fused SiLU·mul's exp and division), as float bit
+    /// patterns, for the `count` patterns g from `first`.
+    public func silu(bitPatternsFrom first: UInt32, count: Int) throws -> [UInt32] {
+        let bytes = try convert(first: first, count: count, outputBytes: count * 4) { $0.siluAll }
+        return bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
     }
 
     private func convert(first: UInt32, count: Int, outputBytes: Int,

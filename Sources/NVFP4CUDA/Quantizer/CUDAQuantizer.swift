@@ -23,10 +23,13 @@ public final class CUDAQuantizer: Sendable {
         self.cache = cache
     }
 
-    /// The module for a specialization, compiled or loaded on first use.
-    func kernels(_ elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout) throws -> LoadedKernels {
+    /// The module for a specialization of this quantizer's target, compiled or loaded on first use.
+    func kernels(_ elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout,
+                 blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity,
+                 rowMap: RowMap = .rows) throws -> LoadedKernels {
         let specialization = KernelSpecialization(
-            target: target, elementType: elementType, hiddenSize: hiddenSize, scaleLayout: scaleLayout)
+            target: target, elementType: elementType, hiddenSize: hiddenSize, scaleLayout: scaleLayout,
+            blockFormat: blockFormat, activation: activation, rowMap: rowMap)
         if let kernels = loaded.withLock({ $0[specialization] }) { return kernels }
         let compiled = try cache.image(for: specialization.request)
         let module = try CUDAModule(context: context, image: compiled.image)
@@ -38,30 +41,43 @@ public final class CUDAQuantizer: Sendable {
         }
     }
 
+    func kernels(for arguments: DeviceQuantizationArguments) throws -> LoadedKernels {
+        try kernels(arguments.elementType, hiddenSize: arguments.hiddenSize, scaleLayout: arguments.scaleLayout,
+                    blockFormat: arguments.blockFormat, activation: arguments.activation, rowMap: arguments.rowMap)
+    }
+
     /// Compiles or loads the kernels for a shape ahead of the first call, so that no call pays for it.
     @discardableResult
-    public func prepare(elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout = .swizzled) throws -> CompiledKernel.Origin {
-        try QuantizationProblem.validate(hiddenSize: hiddenSize)
-        return try kernels(elementType, hiddenSize: hiddenSize, scaleLayout: scaleLayout).origin
+    public func prepare(
+        elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout = .swizzled,
+        blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity, rowMap: RowMap = .rows
+    ) throws -> CompiledKernel.Origin {
+        try QuantizationProblem.validate(hiddenSize: hiddenSize, blockFormat: blockFormat)
+        return try kernels(elementType, hiddenSize: hiddenSize, scaleLayout: scaleLayout, blockFormat: blockFormat,
+                           activation: activation, rowMap: rowMap).origin
     }
 
     /// The launch `variant` would make for `arguments`.
     public func plan(for arguments: DeviceQuantizationArguments, variant: QuantizerVariant) throws -> LaunchPlan {
-        let kernels = try kernels(arguments.elementType, hiddenSize: arguments.hiddenSize, scaleLayout: arguments.scaleLayout)
-        return try plan(arguments, variant: variant, kernels: kernels)
+        try plan(arguments, variant: variant, kernels: try kernels(for: arguments))
+    }
+
+    private func tunedPlan(_ function: CUDAFunction, geometry: ScaleGeometry, scaleByteCapacity: Int,
+                           expertCount: Int, masked: Bool) throws -> LaunchPlan {
+        try LaunchPlan.tuned(
+            scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
+            expertCount: expertCount, masked: masked, multiprocessorCount: multiprocessorCount
+        ) { sharedBytes in
+            try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
+        }
     }
 
     private func plan(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant, kernels: LoadedKernels) throws -> LaunchPlan {
+        let function = try kernels.function(for: variant)
         switch variant {
         case .tuned:
-            let geometry = arguments.geometry
-            let function = kernels.function(for: .tuned)
-            return try LaunchPlan.tuned(
-                scaleRowCapacity: arguments.scaleByteCapacity / geometry.bytesPerRow, scaleColumns: geometry.bytesPerRow,
-                expertCount: arguments.expertCount, multiprocessorCount: multiprocessorCount
-            ) { sharedBytes in
-                try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
-            }
+            return try tunedPlan(function, geometry: arguments.geometry, scaleByteCapacity: arguments.scaleByteCapacity,
+                                 expertCount: arguments.expertCount, masked: false)
         case .seed:
             return LaunchPlan.seed(rowCount: arguments.rowCount, hiddenSize: arguments.hiddenSize,
                                    expertCount: arguments.expertCount, multiprocessorCount: multiprocessorCount)
@@ -74,12 +90,13 @@ public final class CUDAQuantizer: Sendable {
     /// Enqueues the quantization described by `arguments` on `stream`.
     ///
     /// Writes codes of rows `0 ..< off[E]` and every scale byte of rows `0 ..< soff[E]` (padding
-    /// as 0); rows past `off[E]` are untouched. `seed` and `baseline` first zero the whole
-    /// `scaleByteCapacity` bytes (they write no padding themselves).
+    /// as 0); rows past `off[E]` are untouched. `seed` and `baseline` (plain NVFP4 without a
+    /// gather or SiLU·mul only) first zero the whole `scaleByteCapacity` bytes (they write no
+    /// padding themselves).
     public func quantize(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant = .tuned,
                          stream: CUDAStreamHandle = .legacyDefault) throws {
         try arguments.validate()
-        let kernels = try kernels(arguments.elementType, hiddenSize: arguments.hiddenSize, scaleLayout: arguments.scaleLayout)
+        let kernels = try kernels(for: arguments)
         let plan = try plan(arguments, variant: variant, kernels: kernels)
         if plan.zeroScalesFirst && arguments.scaleByteCapacity > 0 {
             try context.makeCurrent()
@@ -93,6 +110,29 @@ public final class CUDAQuantizer: Sendable {
             grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
             stream: stream, parameters: &parameters)
     }
+
+    /// The launch a masked call would make.
+    public func plan(for arguments: DeviceMaskedQuantizationArguments) throws -> LaunchPlan {
+        let kernels = try kernels(for: arguments)
+        return try tunedPlan(try kernels.function(for: .tuned), geometry: arguments.geometry,
+                             scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
+    }
+
+    private func kernels(for arguments: DeviceMaskedQuantizationArguments) throws -> LoadedKernels {
+        try kernels(arguments.elementType, hiddenSize: arguments.hiddenSize, scaleLayout: arguments.scaleLayout,
+                    blockFormat: arguments.blockFormat, activation: arguments.activation, rowMap: .masked)
+    }
+
+    /// Enqueues a masked-layout quantization on `stream` (the tuned kernel; no allocation, no
+    /// synchronization, graph-capturable).
+    public func quantize(_ arguments: DeviceMaskedQuantizationArguments, stream: CUDAStreamHandle = .legacyDefault) throws {
+        try arguments.validate()
+        let plan = try plan(for: arguments)
+        var parameters = arguments.parameters()
+        try kernels(for: arguments).function(for: .tuned).launch(
+            grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
+            stream: stream, parameters: &parameters)
+    }
 }
 
 /// A loaded module and its entry points.
@@ -103,17 +143,33 @@ struct LoadedKernels: Sendable {
     let variants: [QuantizerVariant: CUDAFunction]
     let roundToE2M1All: CUDAFunction
     let encodeE4M3All: CUDAFunction
+    let encodeUE8M0All: CUDAFunction
+    let siluAll: CUDAFunction
+    let gatherRows: CUDAFunction
+    let siluMulRows: CUDAFunction
 
     init(module: CUDAModule, specialization: KernelSpecialization, origin: CompiledKernel.Origin) throws {
         self.module = module
         self.specialization = specialization
         self.origin = origin
         var variants: [QuantizerVariant: CUDAFunction] = [:]
-        for variant in QuantizerVariant.allCases { variants[variant] = try module.function(named: variant.entryPoint) }
+        for variant in specialization.variants { variants[variant] = try module.function(named: variant.entryPoint) }
         self.variants = variants
         self.roundToE2M1All = try module.function(named: "nvfp4_round_to_e2m1_all")
         self.encodeE4M3All = try module.function(named: "nvfp4_encode_e4m3_all")
+        self.encodeUE8M0All = try module.function(named: "nvfp4_encode_ue8m0_all")
+        self.siluAll = try module.function(named: "nvfp4_silu_all")
+        self.gatherRows = try module.function(named: "nvfp4_gather_rows")
+        self.siluMulRows = try module.function(named: "nvfp4_silu_mul_rows")
     }
 
-    func function(for variant: QuantizerVariant) -> CUDAFunction { variants[variant]! }
+    /// The entry point of `variant`; seed and baseline exist for the plain configuration only.
+    func function(for variant: QuantizerVariant) throws -> CUDAFunction {
+        guard let function = variants[variant] else {
+            throw NVFP4Error.invalidArgument(
+                argument: "variant",
+                reason: "\(variant) exists only for NVFP4 blocks without gather, SiLU·mul or the masked layout; use tuned")
+        }
+        return function
+    }
 }

@@ -11,6 +11,8 @@ public struct DeviceProblem: ~Copyable {
     public let inputOffsets: DeviceBuffer
     public let scaleOffsets: DeviceBuffer
     public let globalScales: DeviceBuffer
+    /// The gather's permutation (zero bytes without a gather).
+    public let permutation: DeviceBuffer
 
     /// Allocates the buffers and copies `input` (at least M·K values) and the problem's tables.
     public init(_ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>, context: CUDAContext) throws {
@@ -40,6 +42,8 @@ public struct DeviceProblem: ~Copyable {
         try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
         try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
         try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let permutation = try DeviceBuffer(context: context, byteCount: (problem.gather?.permutation.count ?? 0) * 4)
+        try problem.gather?.permutation.withUnsafeBytes { try permutation.copy(from: $0) }
         let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
         let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
         self.problem = problem
@@ -49,6 +53,7 @@ public struct DeviceProblem: ~Copyable {
         self.inputOffsets = inputOffsets
         self.scaleOffsets = scaleOffsets
         self.globalScales = globalScales
+        self.permutation = permutation
     }
 
     /// The device addresses and shapes of this problem.
@@ -57,6 +62,63 @@ public struct DeviceProblem: ~Copyable {
             input: input.address, codes: codes.address, scales: scales.address, scaleByteCapacity: problem.scaleByteCount,
             inputOffsets: inputOffsets.address, scaleOffsets: scaleOffsets.address, globalScales: globalScales.address,
             rowCount: problem.rowCount, expertCount: problem.segments.expertCount, hiddenSize: problem.hiddenSize,
-            elementType: problem.elementType, scaleLayout: problem.scaleLayout)
+            elementType: problem.elementType, scaleLayout: problem.scaleLayout, blockFormat: problem.blockFormat,
+            activation: problem.activation,
+            gather: problem.gather.map { DeviceGather(permutation: permutation.address, sourceRowCount: $0.sourceRowCount) })
+    }
+}
+
+/// A masked-layout problem on the device: input, mask and global scales copied over, and room
+/// for its codes and scales. Owns every buffer.
+public struct DeviceMaskedProblem: ~Copyable {
+    public let problem: MaskedQuantizationProblem
+    public let input: DeviceBuffer
+    public let codes: DeviceBuffer
+    public let scales: DeviceBuffer
+    public let mask: DeviceBuffer
+    public let globalScales: DeviceBuffer
+
+    /// Allocates the buffers and copies `input` (at least L·Mmax·W values), the mask and the scales.
+    public init(_ problem: MaskedQuantizationProblem, input: UnsafeBufferPointer<UInt16>, context: CUDAContext) throws {
+        try self.init(problem, inputCount: input.count, context: context) { buffer, byteCount in
+            try buffer.copy(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[..<byteCount]))
+        }
+    }
+
+    /// Allocates the buffers and copies `input` (at least L·Mmax·W values), the mask and the scales.
+    public init(_ problem: MaskedQuantizationProblem, input: [UInt16], context: CUDAContext) throws {
+        try self.init(problem, inputCount: input.count, context: context) { buffer, byteCount in
+            try input.withUnsafeBytes { try buffer.copy(from: UnsafeRawBufferPointer(rebasing: $0[..<byteCount])) }
+        }
+    }
+
+    private init(_ problem: MaskedQuantizationProblem, inputCount: Int, context: CUDAContext,
+                 copyInput: (borrowing DeviceBuffer, Int) throws -> Void) throws {
+        guard inputCount >= problem.inputElementCount else {
+            throw NVFP4Error.invalidArgument(argument: "input", reason: "holds \(inputCount) values, needs \(problem.inputElementCount)")
+        }
+        let device = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
+        try copyInput(device, problem.inputElementCount * 2)
+        let mask = try DeviceBuffer(context: context, byteCount: problem.mask.count * 4)
+        try problem.mask.withUnsafeBytes { try mask.copy(from: $0) }
+        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
+        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
+        let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
+        self.problem = problem
+        self.codes = codes
+        self.scales = scales
+        self.input = device
+        self.mask = mask
+        self.globalScales = globalScales
+    }
+
+    /// The device addresses and shapes of this problem.
+    public var arguments: DeviceMaskedQuantizationArguments {
+        DeviceMaskedQuantizationArguments(
+            input: input.address, codes: codes.address, scales: scales.address, scaleByteCapacity: problem.scaleByteCount,
+            mask: mask.address, globalScales: globalScales.address, groupCount: problem.groupCount,
+            maxRowsPerGroup: problem.maxRowsPerGroup, hiddenSize: problem.hiddenSize, elementType: problem.elementType,
+            scaleLayout: problem.scaleLayout, blockFormat: problem.blockFormat, activation: problem.activation)
     }
 }

@@ -7,10 +7,13 @@ import NVFP4
 /// The caller guarantees what only the device data can show: `inputOffsets` starts at 0, does not
 /// decrease and ends at most at `rowCount`; `scaleOffsets` are multiples of 128 with room for
 /// each expert's rows; `scaleOffsets[E] · bytesPerRow <= scaleByteCapacity`; `globalScales` are
-/// finite and positive. (``CUDAQuantizer/quantize(_:input:codes:scales:variant:)`` checks all of
+/// finite and positive; with a gather, `permutation` holds at least `off[E]` entries (an entry
+/// outside `0 ..< sourceRowCount` is never read: its row's codes are left as they are and its
+/// scale bytes are 0). (``CUDAQuantizer/quantize(_:input:codes:scales:variant:)`` checks all of
 /// it on the host for host data.)
 public struct DeviceQuantizationArguments: Hashable, Sendable {
-    /// `[rowCount, hiddenSize]` 16-bit values; 16-byte aligned.
+    /// `[rowCount, W]` 16-bit values (`[gather.sourceRowCount, W]` with a gather), `W = hiddenSize`
+    /// or `2·hiddenSize` with SiLU·mul; 16-byte aligned.
     public var input: UInt64
     /// `[rowCount, hiddenSize / 2]` bytes; 8-byte aligned.
     public var codes: UInt64
@@ -29,12 +32,18 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     public var hiddenSize: Int
     public var elementType: ElementType
     public var scaleLayout: ScaleLayout
+    public var blockFormat: BlockFormat
+    public var activation: Activation
+    /// Output row r quantizes input row `permutation[r]` (Int32, 4-byte aligned) of a
+    /// `[sourceRowCount, W]` input; nil: input row r.
+    public var gather: DeviceGather?
 
     public init(
         input: UInt64, codes: UInt64, scales: UInt64, scaleByteCapacity: Int,
         inputOffsets: UInt64, scaleOffsets: UInt64, globalScales: UInt64,
         rowCount: Int, expertCount: Int, hiddenSize: Int,
-        elementType: ElementType = .bfloat16, scaleLayout: ScaleLayout = .swizzled
+        elementType: ElementType = .bfloat16, scaleLayout: ScaleLayout = .swizzled,
+        blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity, gather: DeviceGather? = nil
     ) {
         self.input = input
         self.codes = codes
@@ -48,14 +57,21 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
         self.hiddenSize = hiddenSize
         self.elementType = elementType
         self.scaleLayout = scaleLayout
+        self.blockFormat = blockFormat
+        self.activation = activation
+        self.gather = gather
     }
 
-    public var geometry: ScaleGeometry { ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize) }
+    public var geometry: ScaleGeometry {
+        ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize)
+    }
+
+    var rowMap: RowMap { gather == nil ? .rows : .gathered }
 
     /// Checks everything the host can see: shapes, null and misaligned addresses.
     public func validate() throws {
         func fail(_ argument: String, _ reason: String) -> NVFP4Error { .invalidArgument(argument: argument, reason: reason) }
-        try QuantizationProblem.validate(hiddenSize: hiddenSize)
+        try QuantizationProblem.validate(hiddenSize: hiddenSize, blockFormat: blockFormat)
         guard rowCount >= 0 else { throw fail("rowCount", "M = \(rowCount) is negative") }
         guard expertCount >= 1, expertCount < Int(Int32.max) else { throw fail("expertCount", "E = \(expertCount) must be at least 1") }
         guard scaleByteCapacity >= 0 else { throw fail("scaleByteCapacity", "\(scaleByteCapacity) is negative") }
@@ -65,7 +81,11 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
             ("scales", scales, scaleLayout == .swizzled ? 4 : 1, scaleByteCapacity > 0),
             ("inputOffsets", inputOffsets, 4, true), ("scaleOffsets", scaleOffsets, 4, true),
             ("globalScales", globalScales, 4, true),
+            ("permutation", gather?.permutation ?? 0, 4, gather != nil && needsData),
         ]
+        if let gather, gather.sourceRowCount < 0 {
+            throw fail("sourceRowCount", "T = \(gather.sourceRowCount) is negative")
+        }
         for (name, address, alignment, required) in addresses {
             if required && address == 0 { throw fail(name, "is a null device address") }
             if address % alignment != 0 { throw fail(name, "address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned") }
@@ -76,7 +96,21 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     func parameters(sharedTables: Bool) -> ExpertsQuantParameters {
         ExpertsQuantParameters(
             input: input, codes: codes, scales: scales, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
-            globalScales: globalScales, rowCount: Int64(rowCount), expertCount: Int32(expertCount),
+            globalScales: globalScales, permutation: gather?.permutation ?? 0, rowCount: Int64(rowCount),
+            sourceRowCount: Int64(gather?.sourceRowCount ?? rowCount), expertCount: Int32(expertCount),
             sharedTables: sharedTables ? 1 : 0)
+    }
+}
+
+/// The gather of a ``DeviceQuantizationArguments``: output row r reads input row `permutation[r]`.
+public struct DeviceGather: Hashable, Sendable {
+    /// `[≥ off[E]]` Int32 source rows; 4-byte aligned.
+    public var permutation: UInt64
+    /// T, the rows of the input.
+    public var sourceRowCount: Int
+
+    public init(permutation: UInt64, sourceRowCount: Int) {
+        self.permutation = permutation
+        self.sourceRowCount = sourceRowCount
     }
 }

@@ -1,17 +1,27 @@
 /// Swift's mirror of `QuantParams` in Kernels/experts_quant.cu: the one by-value argument of
-/// every quantization entry point. The kernel `static_assert`s size 64 and the offsets of
-/// `rowCount` (48), `expertCount` (56) and `sharedTables` (60); a test checks the same here.
+/// every quantization entry point. The kernel `static_assert`s size 88 and the offsets of
+/// `permutation` (48), `rowCount` (56), `sourceRowCount` (64), `expertCount` (72) and
+/// `sharedTables` (76); a test checks the same here.
 public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     public var input: UInt64
     public var codes: UInt64
     public var scales: UInt64
+    /// Input offsets `[E + 1]`, or the mask `[L]` in the masked layout.
     public var inputOffsets: UInt64
+    /// Scale offsets `[E + 1]` (unused in the masked layout).
     public var scaleOffsets: UInt64
     public var globalScales: UInt64
+    /// The gather's permutation (unused without a gather).
+    public var permutation: UInt64
+    /// M, or Mmax in the masked layout.
     public var rowCount: Int64
+    /// Rows a gathered row may name (T).
+    public var sourceRowCount: Int64
     public var expertCount: Int32
     /// 1 when the offset tables are staged in dynamic shared memory.
     public var sharedTables: Int32
+    public var reserved0: Int32 = 0
+    public var reserved1: Int32 = 0
 }
 
 /// Swift's mirror of `ConversionParams` (24 bytes), the argument of the exhaustive checks.
@@ -20,4 +30,13 @@ public struct ConversionCheckParameters: BitwiseCopyable, Equatable, Sendable {
     public var count: UInt64
     public var first: UInt32
     public var reserved: UInt32 = 0
+}
+
+/// Swift's mirror of `RowStepParams` (32 bytes), the argument of the unfused steps
+/// (`nvfp4_gather_rows`, `nvfp4_silu_mul_rows`).
+public struct RowStepParameters: BitwiseCopyable, Equatable, Sendable {
+    public var input: UInt64
+    public var output: UInt64
+    public var permutation: UInt64
+    public var rowCount: Int64
 }

@@ -33,19 +33,41 @@ public struct KernelTarget: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(architecture) (\(hardwareE2M1 ? "hardware" : "software") E2M1)" }
 }
 
+/// How the kernel maps output rows to input rows (its `NVFP4_ROW_MAP`).
+public enum RowMap: Int, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Offsets layout: output row r reads input row r.
+    case rows = 0
+    /// Offsets layout with a gather: output row r reads input row `permutation[r]`.
+    case gathered = 1
+    /// Masked layout: `[L, Mmax, ·]` with valid rows per group.
+    case masked = 2
+
+    public var description: String { ["rows", "gathered", "masked"][rawValue] }
+}
+
 /// One compiled specialization of Kernels/experts_quant.cu.
 public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible {
     public let target: KernelTarget
     public let elementType: ElementType
     public let hiddenSize: Int
     public let scaleLayout: ScaleLayout
+    public let blockFormat: BlockFormat
+    public let activation: Activation
+    public let rowMap: RowMap
 
-    public init(target: KernelTarget, elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout) {
+    public init(target: KernelTarget, elementType: ElementType, hiddenSize: Int, scaleLayout: ScaleLayout,
+                blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity, rowMap: RowMap = .rows) {
         self.target = target
         self.elementType = elementType
         self.hiddenSize = hiddenSize
         self.scaleLayout = scaleLayout
+        self.blockFormat = blockFormat
+        self.activation = activation
+        self.rowMap = rowMap
     }
+
+    /// The configuration `seed` and `baseline` exist for: NVFP4 blocks, identity, offsets, no gather.
+    public var isPlain: Bool { blockFormat == .nvfp4 && activation == .identity && rowMap == .rows }
 
     /// The kernel source, embedded at build time.
     public static var source: [UInt8] { PackageResources.experts_quant_cu }
@@ -61,6 +83,10 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
             "-DNVFP4_INPUT_BF16=\(elementType == .bfloat16 ? 1 : 0)",
             "-DNVFP4_SWIZZLED=\(scaleLayout == .swizzled ? 1 : 0)",
             "-DNVFP4_HARDWARE_E2M1=\(target.hardwareE2M1 ? 1 : 0)",
+            "-DNVFP4_BLOCK_SIZE=\(blockFormat.blockSize)",
+            "-DNVFP4_SCALE_UE8M0=\(blockFormat.scaleEncoding == .ue8m0 ? 1 : 0)",
+            "-DNVFP4_SILU_MUL=\(activation == .siluMul ? 1 : 0)",
+            "-DNVFP4_ROW_MAP=\(rowMap.rawValue)",
         ]
     }
 
@@ -72,11 +98,20 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
                       architecture: target.architecture)
     }
 
-    public var description: String { "\(Self.programName)[\(target.architecture), \(elementType), K=\(hiddenSize), \(scaleLayout)]" }
+    public var description: String {
+        "\(Self.programName)[\(target.architecture), \(elementType), K=\(hiddenSize), \(scaleLayout), "
+            + "\(blockFormat), \(activation), \(rowMap)]"
+    }
 
-    /// The entry points every specialization has.
-    public static let entryPoints = [
-        "nvfp4_quantize_tuned", "nvfp4_quantize_seed", "nvfp4_quantize_baseline",
-        "nvfp4_round_to_e2m1_all", "nvfp4_encode_e4m3_all",
+    /// The quantizer variants this specialization has: all three when plain, else `tuned`.
+    public var variants: [QuantizerVariant] { isPlain ? QuantizerVariant.allCases : [.tuned] }
+
+    /// The unfused steps and conversion checks every specialization has.
+    public static let conversionEntryPoints = [
+        "nvfp4_gather_rows", "nvfp4_silu_mul_rows",
+        "nvfp4_round_to_e2m1_all", "nvfp4_encode_e4m3_all", "nvfp4_encode_ue8m0_all", "nvfp4_silu_all",
     ]
+
+    /// Every entry point of this specialization.
+    public var entryPoints: [String] { variants.map(\.entryPoint) + Self.conversionEntryPoints }
 }

@@ -9,7 +9,7 @@ public enum QuantizerVariant: String, Sendable, CaseIterable, CustomStringConver
     /// padding written by the same kernel.
     case tuned
 
-    var entryPoint: String { "nvfp4_quantize_\(rawValue)" }
+    public var entryPoint: String { "nvfp4_quantize_\(rawValue)" }
     public var description: String { rawValue }
 }
 
@@ -36,15 +36,20 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// Shared memory a block may use without opting in.
     public static let sharedMemoryLimit = 48 * 1024
 
+    /// Shared memory the masked layout's table scan needs besides the tables (32 words).
+    public static let maskedScratchByteCount = 128
+
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
     /// block and shared-memory size), fewer blocks when the largest possible item count
-    /// (`scaleRowCapacity` rows) needs fewer.
+    /// (`scaleRowCapacity` rows) needs fewer. The offset tables go to shared memory when they fit;
+    /// the masked layout always derives them there (its group count is bounded by
+    /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
-        scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int,
+        scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
         multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
-        let tableBytes = 2 * (expertCount + 1) * 4
-        let shared = tableBytes <= sharedMemoryLimit
+        let tableBytes = 2 * (expertCount + 1) * 4 + (masked ? maskedScratchByteCount : 0)
+        let shared = masked || tableBytes <= sharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
         let items = scaleRowCapacity * scaleColumns

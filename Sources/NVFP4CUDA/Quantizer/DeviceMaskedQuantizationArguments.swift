@@ -1,0 +1,96 @@
+import NVFP4
+
+/// One GPU quantization call in the masked (DeepEP low-latency) layout, by device address.
+///
+/// Input `[L, Mmax, W]` (`W = hiddenSize`, or `2·hiddenSize` with SiLU·mul), `mask[L]` valid rows
+/// per group (the kernel clamps each to `0 ... Mmax`), `globalScales[L]`; codes `[L, Mmax, K/2]`
+/// (rows past the mask are left as they are) and scales `[L, S, bytesPerRow]`, `S = roundUp(Mmax, 128)`,
+/// every byte written (rows past the mask and padding columns as 0). Rows past the mask are
+/// never read. The mask stays on the device: the call neither synchronizes nor allocates.
+public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
+    /// `[L, Mmax, W]` 16-bit values; 16-byte aligned.
+    public var input: UInt64
+    /// `[L, Mmax, K/2]` bytes; 8-byte aligned.
+    public var codes: UInt64
+    /// `[L, S, bytesPerRow]` bytes; 4-byte aligned.
+    public var scales: UInt64
+    /// Bytes available at `scales`: at least ``scaleByteCount``.
+    public var scaleByteCapacity: Int
+    /// `[L]` Int32 valid rows per group; 4-byte aligned.
+    public var mask: UInt64
+    /// `[L]` Float; 4-byte aligned.
+    public var globalScales: UInt64
+    public var groupCount: Int
+    public var maxRowsPerGroup: Int
+    public var hiddenSize: Int
+    public var elementType: ElementType
+    public var scaleLayout: ScaleLayout
+    public var blockFormat: BlockFormat
+    public var activation: Activation
+
+    public init(
+        input: UInt64, codes: UInt64, scales: UInt64, scaleByteCapacity: Int, mask: UInt64, globalScales: UInt64,
+        groupCount: Int, maxRowsPerGroup: Int, hiddenSize: Int, elementType: ElementType = .bfloat16,
+        scaleLayout: ScaleLayout = .swizzled, blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity
+    ) {
+        self.input = input
+        self.codes = codes
+        self.scales = scales
+        self.scaleByteCapacity = scaleByteCapacity
+        self.mask = mask
+        self.globalScales = globalScales
+        self.groupCount = groupCount
+        self.maxRowsPerGroup = maxRowsPerGroup
+        self.hiddenSize = hiddenSize
+        self.elementType = elementType
+        self.scaleLayout = scaleLayout
+        self.blockFormat = blockFormat
+        self.activation = activation
+    }
+
+    /// The largest L whose derived tables (two `[L + 1]` Int32 arrays and the scan's scratch) fit
+    /// the 48 KiB of shared memory a block gets without opting in.
+    public static let maxGroupCount = (LaunchPlan.sharedMemoryLimit - LaunchPlan.maskedScratchByteCount) / 8 - 1
+
+    public var geometry: ScaleGeometry {
+        ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize)
+    }
+    /// S, the scale rows of a group: `roundUp(Mmax, 128)`.
+    public var scaleRowsPerGroup: Int { roundUp(maxRowsPerGroup, 128) }
+    /// Bytes of the whole scale tensor.
+    public var scaleByteCount: Int { geometry.byteCount(scaleRows: groupCount * scaleRowsPerGroup) }
+
+    /// Checks everything the host can see: shapes, sizes that must fit 32-bit row indices, the
+    /// scale capacity, null and misaligned addresses.
+    public func validate() throws {
+        func fail(_ argument: String, _ reason: String) -> NVFP4Error { .invalidArgument(argument: argument, reason: reason) }
+        try QuantizationProblem.validate(hiddenSize: hiddenSize, blockFormat: blockFormat)
+        guard groupCount >= 1, groupCount <= Self.maxGroupCount else {
+            throw fail("groupCount", "L = \(groupCount) must be in 1 ... \(Self.maxGroupCount)")
+        }
+        guard maxRowsPerGroup >= 0, groupCount * roundUp(maxRowsPerGroup, 128) <= Int(Int32.max) else {
+            throw fail("maxRowsPerGroup", "Mmax = \(maxRowsPerGroup) must be ≥ 0 and L·roundUp(Mmax, 128) fit in Int32")
+        }
+        guard scaleByteCapacity >= scaleByteCount else {
+            throw fail("scaleByteCapacity", "\(scaleByteCapacity) bytes, the layout needs \(scaleByteCount)")
+        }
+        let needsData = maxRowsPerGroup > 0
+        let addresses: [(String, UInt64, UInt64, Bool)] = [
+            ("input", input, 16, needsData), ("codes", codes, 8, needsData),
+            ("scales", scales, scaleLayout == .swizzled ? 4 : 1, scaleByteCount > 0),
+            ("mask", mask, 4, true), ("globalScales", globalScales, 4, true),
+        ]
+        for (name, address, alignment, required) in addresses {
+            if required && address == 0 { throw fail(name, "is a null device address") }
+            if address % alignment != 0 { throw fail(name, "address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned") }
+        }
+    }
+
+    /// The kernel's parameter struct (the mask in the input-offset slot; tables always shared).
+    func parameters() -> ExpertsQuantParameters {
+        ExpertsQuantParameters(
+            input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: 0,
+            globalScales: globalScales, permutation: 0, rowCount: Int64(maxRowsPerGroup), sourceRowCount: 0,
+            expertCount: Int32(groupCount), sharedTables: 1)
+    }
+}
