@@ -25,6 +25,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "A smaller sweep, for a quick look.")
     var quick = false
 
+    @Flag(help: "cuda only: the fused variants instead of the sweep (gather+quant and SiLU·mul+quant against their unfused steps, masked against offsets, routing → layout).")
+    var fused = false
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
     }
@@ -32,7 +35,14 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let backend = try Backend.select(device)
-            if let quantizer = backend.quantizer {
+            if fused {
+                guard let quantizer = backend.quantizer else {
+                    throw NVFP4Error.invalidArgument(argument: "--fused", reason: "needs a usable GPU: \(backend.fallbackReason ?? "none")")
+                }
+                let report = try FusedBenchReport.measure(quantizer: quantizer, runs: max(runs, 50), quick: quick)
+                print(report.table())
+                if let out { try report.write(prefix: out) }
+            } else if let quantizer = backend.quantizer {
                 let report = try CUDABench(quantizer: quantizer, runs: max(runs, 50), quick: quick).run()
                 print(report.table())
                 if let out { try report.write(prefix: out) }

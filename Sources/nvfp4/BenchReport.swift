@@ -83,18 +83,20 @@ struct BenchReport: Codable, Sendable {
     func write(prefix: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try save(try encoder.encode(self), to: prefix + ".json")
-        try save(Data(csv().utf8), to: prefix + ".csv")
-        if emptyKernelMicroseconds != nil { try save(Data(BenchPlot(report: self).svg().utf8), to: prefix + ".svg") }
+        try saveFile(try encoder.encode(self), to: prefix + ".json")
+        try saveFile(Data(csv().utf8), to: prefix + ".csv")
+        if emptyKernelMicroseconds != nil { try saveFile(Data(BenchPlot(report: self).svg().utf8), to: prefix + ".svg") }
         printError("wrote \(prefix).json, \(prefix).csv\(emptyKernelMicroseconds != nil ? ", \(prefix).svg" : "")")
     }
 
-    private func save(_ data: Data, to path: String) throws {
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw NVFP4Error.io(path: path, reason: "\(error)")
-        }
+}
+
+/// Writes `data` to `path` atomically; failures are ``NVFP4Error/io(path:reason:)``.
+func saveFile(_ data: Data, to path: String) throws {
+    do {
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw NVFP4Error.io(path: path, reason: "\(error)")
     }
 }
 
