@@ -6,7 +6,9 @@ import Testing
 struct KernelCompileTests {
     @Test("the parameter structs match the kernel's static_asserts")
     func parameterLayout() {
-        #expect(MemoryLayout<ExpertsQuantParameters>.size == 88)
+        #expect(MemoryLayout<ExpertsQuantParameters>.size == 96)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.status) == 80)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.scaleRowCapacity) == 88)
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.permutation) == 48)
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.rowCount) == 56)
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sourceRowCount) == 64)

@@ -132,10 +132,10 @@ struct QuantParams {
   int64_t sourceRowCount;        // rows of the input a gathered row may name (T)
   int32_t expertCount;           // E (masked: L)
   int32_t sharedTables;          // 1: the offset tables live in dynamic shared memory
-  int32_t reserved0;
-  int32_t reserved1;
+  uint32_t* status;              // non-null: validate the tables on the device, OR violations in here
+  int64_t scaleRowCapacity;      // rows the scale buffer holds (checked when validating)
 };
-static_assert(sizeof(QuantParams) == 88, "QuantParams layout changed: update Swift");
+static_assert(sizeof(QuantParams) == 96, "QuantParams layout changed: update Swift");
 // NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_offsetof)
@@ -144,6 +144,8 @@ static_assert(__builtin_offsetof(QuantParams, rowCount) == 56, "QuantParams layo
 static_assert(__builtin_offsetof(QuantParams, sourceRowCount) == 64, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, expertCount) == 72, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, sharedTables) == 76, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, status) == 80, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, scaleRowCapacity) == 88, "QuantParams layout changed");
 #endif
 #endif
 
@@ -385,6 +387,45 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
   }
 }
 
+// Device-side validation (tuned only, when p.status is set): the violations a block found, OR-ed
+// into *p.status. Mirrored by Swift's `DeviceValidationStatus`.
+enum : uint32_t {
+  kBadInputOffsets = 1u,   // off[0] != 0, decreasing, or off[E] > M
+  kBadScaleOffsets = 2u,   // soff[0] != 0, not a multiple of 128, or fewer scale rows than rows
+  kScaleCapacity = 4u,     // soff[E] rows do not fit the scale buffer
+  kBadPermutation = 8u,    // a gathered row names no input row (the row is skipped either way)
+};
+
+// Every block checks the tables before using them; a block that finds a violation reports it
+// and returns before reading or writing anything else (all blocks see the same tables, so no
+// block writes). Returns whether the block may go on.
+__device__ __forceinline__ bool tablesAreValid(const QuantParams& p, const int32_t* inputTable, const int32_t* scaleTable) {
+  if (p.status == nullptr || kMasked) return true;  // masked tables are derived, valid by construction
+  __shared__ uint32_t blockViolations;
+  if (threadIdx.x == 0) blockViolations = 0;
+  __syncthreads();
+  uint32_t violations = 0;
+  const int E = p.expertCount;
+  for (int e = threadIdx.x; e <= E; e += blockDim.x) {
+    const int32_t off = inputTable[e], soff = scaleTable[e];
+    if (e == 0) {
+      if (off != 0) violations |= kBadInputOffsets;
+      if (soff != 0) violations |= kBadScaleOffsets;
+    } else {
+      const int32_t rows = off - inputTable[e - 1];
+      if (rows < 0) violations |= kBadInputOffsets;
+      if (soff % 128 != 0 || int64_t(soff) - scaleTable[e - 1] < int64_t(rows)) violations |= kBadScaleOffsets;
+    }
+    if (e == E && int64_t(off) > p.rowCount) violations |= kBadInputOffsets;
+    if (e == E && int64_t(soff) > p.scaleRowCapacity) violations |= kScaleCapacity;
+  }
+  if (violations != 0) atomicOr(&blockViolations, violations);
+  __syncthreads();
+  violations = blockViolations;
+  if (violations != 0 && threadIdx.x == 0) atomicOr(p.status, violations);
+  return violations == 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // tuned: two phases, each balanced on its own.
 //   1. Routed rows, numbered by their routed index v < off[E] (the row itself in the offsets
@@ -487,6 +528,7 @@ __device__ __forceinline__ RoutedUnit locateUnit(const QuantParams& p, const int
   if (kGather) {
     source = __ldg(p.permutation + row);
     u.readable = source >= 0 && source < p.sourceRowCount;
+    if (!u.readable && p.status != nullptr) atomicOr(p.status, kBadPermutation);
   }
   u.scaleRow = scaleTable[expert] + m;
   u.gs = __ldg(p.globalScales + expert);
@@ -579,6 +621,7 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   const int32_t* inputTable;
   const int32_t* scaleTable;
   stageTables(p, sharedTables, inputTable, scaleTable);
+  if (!tablesAreValid(p, inputTable, scaleTable)) return;
 
   const int E = p.expertCount;
   const int lane = threadIdx.x & 31;

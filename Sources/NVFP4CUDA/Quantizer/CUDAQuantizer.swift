@@ -96,6 +96,9 @@ public final class CUDAQuantizer: Sendable {
     public func quantize(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant = .tuned,
                          stream: CUDAStreamHandle = .legacyDefault) throws {
         try arguments.validate()
+        if arguments.validationStatus != 0 && variant != .tuned {
+            throw NVFP4Error.invalidArgument(argument: "validationStatus", reason: "device-side validation exists in the tuned kernel only")
+        }
         let kernels = try kernels(for: arguments)
         let plan = try plan(arguments, variant: variant, kernels: kernels)
         if plan.zeroScalesFirst && arguments.scaleByteCapacity > 0 {

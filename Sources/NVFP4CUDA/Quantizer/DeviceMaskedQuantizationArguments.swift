@@ -91,6 +91,7 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         ExpertsQuantParameters(
             input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: 0,
             globalScales: globalScales, permutation: 0, rowCount: Int64(maxRowsPerGroup), sourceRowCount: 0,
-            expertCount: Int32(groupCount), sharedTables: 1)
+            expertCount: Int32(groupCount), sharedTables: 1,
+            scaleRowCapacity: Int64(groupCount * scaleRowsPerGroup))
     }
 }

@@ -37,6 +37,13 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     /// Output row r quantizes input row `permutation[r]` (Int32, 4-byte aligned) of a
     /// `[sourceRowCount, W]` input; nil: input row r.
     public var gather: DeviceGather?
+    /// The device address of a `UInt32` status word (4-byte aligned), or 0. When set, the tuned
+    /// kernel checks the offsets it reads — offsets start at 0, do not decrease and end at most
+    /// at `rowCount`; scale offsets are multiples of 128 with room for each expert's rows and fit
+    /// `scaleByteCapacity`; gathered rows name input rows — and ORs any violation into the word
+    /// (``DeviceValidationStatus``) instead of reading or writing out of bounds: with a bad table
+    /// it writes nothing at all. For offsets produced by other GPU code.
+    public var validationStatus: UInt64 = 0
 
     public init(
         input: UInt64, codes: UInt64, scales: UInt64, scaleByteCapacity: Int,
@@ -82,6 +89,7 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
             ("inputOffsets", inputOffsets, 4, true), ("scaleOffsets", scaleOffsets, 4, true),
             ("globalScales", globalScales, 4, true),
             ("permutation", gather?.permutation ?? 0, 4, gather != nil && needsData),
+            ("validationStatus", validationStatus, 4, false),
         ]
         if let gather, gather.sourceRowCount < 0 {
             throw fail("sourceRowCount", "T = \(gather.sourceRowCount) is negative")
@@ -98,7 +106,8 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
             input: input, codes: codes, scales: scales, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
             globalScales: globalScales, permutation: gather?.permutation ?? 0, rowCount: Int64(rowCount),
             sourceRowCount: Int64(gather?.sourceRowCount ?? rowCount), expertCount: Int32(expertCount),
-            sharedTables: sharedTables ? 1 : 0)
+            sharedTables: sharedTables ? 1 : 0, status: validationStatus,
+            scaleRowCapacity: Int64(scaleByteCapacity / max(1, geometry.bytesPerRow)))
     }
 }
 

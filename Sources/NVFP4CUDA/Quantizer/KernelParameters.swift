@@ -1,7 +1,7 @@
 /// Swift's mirror of `QuantParams` in Kernels/experts_quant.cu: the one by-value argument of
-/// every quantization entry point. The kernel `static_assert`s size 88 and the offsets of
-/// `permutation` (48), `rowCount` (56), `sourceRowCount` (64), `expertCount` (72) and
-/// `sharedTables` (76); a test checks the same here.
+/// every quantization entry point. The kernel `static_assert`s size 96 and the offsets of
+/// `permutation` (48), `rowCount` (56), `sourceRowCount` (64), `expertCount` (72),
+/// `sharedTables` (76), `status` (80) and `scaleRowCapacity` (88); a test checks the same here.
 public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     public var input: UInt64
     public var codes: UInt64
@@ -20,8 +20,10 @@ public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     public var expertCount: Int32
     /// 1 when the offset tables are staged in dynamic shared memory.
     public var sharedTables: Int32
-    public var reserved0: Int32 = 0
-    public var reserved1: Int32 = 0
+    /// Device-side validation: the address of a `UInt32` status word, or 0 for none.
+    public var status: UInt64 = 0
+    /// Rows the scale buffer holds (checked under device-side validation).
+    public var scaleRowCapacity: Int64 = 0
 }
 
 /// Swift's mirror of `ConversionParams` (24 bytes), the argument of the exhaustive checks.
