@@ -197,7 +197,12 @@ __device__ __forceinline__ float expSiLU(float x) {
   p = __fmul_rn(r, __fadd_rn(0.5f, p));
   p = __fmul_rn(r, __fadd_rn(1.0f, p));
   p = __fadd_rn(1.0f, p);
+  // p·2^n rounded once, p in [0.7, 1.42]. Any exact route to that one rounding gives the same
+  // bits as the specification's (p·2^n1)·2^n2: for n in [−125, 127] the product is normal (or
+  // overflows to +Inf only at n = 128, outside this range), so adding n to the exponent bits is
+  // exact; the rare rest takes the specification's two steps.
   const int ni = int(n);
+  if (ni >= -125 && ni <= 127) return __int_as_float(__float_as_int(p) + (ni << 23));
   const int n1 = ni / 2;
   return __fmul_rn(__fmul_rn(p, powerOfTwo(n1)), powerOfTwo(ni - n1));
 }
