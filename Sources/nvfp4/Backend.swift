@@ -54,6 +54,16 @@ struct Backend {
             try CPUQuantizer.quantize(problem, input: input, codes: codes, scales: scales)
         }
     }
+
+    /// Quantizes a masked problem: codes of rows past each group's mask are left as they are.
+    func quantize(_ problem: MaskedQuantizationProblem, input: UnsafeBufferPointer<UInt16>,
+                  codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>) throws {
+        if let quantizer {
+            try quantizer.quantize(problem, input: input, codes: codes, scales: scales)
+        } else {
+            try CPUQuantizer.quantize(problem, input: input, codes: codes, scales: scales)
+        }
+    }
 }
 
 /// Runs a command body, turning library errors into a message on stderr and an exit code.

@@ -7,9 +7,12 @@ struct DequantizeCommand: ParsableCommand {
         commandName: "dequantize",
         abstract: "Dequantize an NVFP4 file written by 'nvfp4 quantize'.",
         discussion: """
-            INPUT is checked first: tensor dtypes, shapes consistent with 'input_offsets' and \
-            'scale_offsets', and the layout from the metadata (swizzled when absent). OUTPUT holds \
-            'dequantized' [M, K]; rows past input_offsets[E] are 0. Nothing is written on error.
+            INPUT is checked first: the metadata (layout, input_dtype, scale_format, block_size, \
+            activation, row_layout; absent keys read as swizzled, BF16, e4m3, 16, identity, \
+            offsets), tensor dtypes, and shapes consistent with 'input_offsets' and \
+            'scale_offsets' (or 'mask'). OUTPUT holds 'dequantized' [M, K] ([L, Mmax, K] for a \
+            masked file): the quantized values, after the activation for silu_mul files; rows past \
+            input_offsets[E] (or past the mask) are 0. Nothing is written on error.
             """
     )
 
@@ -30,7 +33,7 @@ struct DequantizeCommand: ParsableCommand {
             let problem = quantized.problem
             let dtype: SafetensorsDType = self.dtype == .f32 ? .f32 : .bf16
             var writer = try SafetensorsStreamWriter(
-                path: paths.output, tensors: [(TensorName.dequantized, dtype, [problem.rowCount, problem.hiddenSize])])
+                path: paths.output, tensors: [(TensorName.dequantized, dtype, problem.valueShape)])
             let values = try quantized.dequantized()
             if dtype == .f32 {
                 try values.withUnsafeBytes { try writer.write(TensorName.dequantized, bytes: $0) }
@@ -39,8 +42,8 @@ struct DequantizeCommand: ParsableCommand {
                     .withUnsafeBytes { try writer.write(TensorName.dequantized, bytes: $0) }
             }
             try writer.finish()
-            printError("nvfp4 dequantize: M=\(problem.rowCount) K=\(problem.hiddenSize) E=\(problem.segments.expertCount)"
-                + " \(problem.scaleLayout) -> \(dtype.rawValue) in"
+            printError("nvfp4 dequantize: \(problem.summary) \(problem.scaleLayout) \(problem.blockFormat)"
+                + " -> \(dtype.rawValue) in"
                 + " \(formatted((monotonicSeconds() - start) * 1000, 3)) ms -> \(paths.output)")
         }
     }

@@ -9,9 +9,12 @@ struct InspectCommand: ParsableCommand {
         abstract: "Describe a safetensors file; for an NVFP4 file, its experts, scales and error.",
         discussion: """
             Prints every tensor's name, dtype, shape and byte size. For a quantized file (one with \
-            'output', 'output_scale', 'input_offsets', 'scale_offsets' and 'global_scale'), also \
-            E, M, K, per-expert row counts and a histogram of the block scales of routed rows. \
-            With --against, dequantizes and compares with the source's 'input' over routed rows.
+            'output', 'output_scale', 'global_scale', and 'input_offsets' with 'scale_offsets' or \
+            'mask'), also its format (scale format, block size, activation, row layout), E, M, K \
+            and per-expert row counts (L, Mmax and per-group valid rows for a masked file), and a \
+            histogram of the block scales of routed (valid) rows. With --against, dequantizes and \
+            compares with the source's 'input' over routed rows (files in the offsets layout with \
+            the identity activation only).
             """
     )
 
@@ -30,16 +33,25 @@ struct InspectCommand: ParsableCommand {
                     throw NVFP4Error.invalidArgument(
                         argument: "--against",
                         reason: "'\(file.path)' is not a quantized file (it needs the tensors"
-                            + " \(QuantizedFile.requiredTensors.map { "'\($0)'" }.joined(separator: ", "));"
-                            + " nothing to compare with '\(against)'")
+                            + " \(QuantizedFile.requiredTensors)); nothing to compare with '\(against)'")
                 }
                 return
             }
             let quantized = try QuantizedFile(file)
-            printRouting(of: quantized.problem)
+            switch quantized.problem {
+            case .grouped(let problem): printRouting(of: problem)
+            case .masked(let problem): printGroups(of: problem)
+            }
             try quantized.withCodesAndScales { _, scales in printScaleHistogram(of: quantized.problem, scales: scales) }
             if let against {
-                try printQuantizationError(of: quantized, against: QuantizationSource(path: against))
+                guard case .grouped(let problem) = quantized.problem, problem.gather == nil, problem.activation == .identity else {
+                    throw NVFP4Error.invalidArgument(
+                        argument: "--against",
+                        reason: "compares only files with row_layout 'offsets' and activation 'identity'; '\(file.path)'"
+                            + " has row_layout '\(quantized.problem.rowLayout.rawValue)' and activation"
+                            + " '\(QuantizedMetadata.name(of: quantized.problem.activation))'")
+                }
+                try printQuantizationError(of: quantized, problem, against: QuantizationSource(path: against))
             }
         }
     }
@@ -61,8 +73,10 @@ struct InspectCommand: ParsableCommand {
     private func printRouting(of problem: QuantizationProblem) {
         let segments = problem.segments
         let experts = segments.expertCount
-        print("NVFP4: E=\(experts) M=\(problem.rowCount) K=\(problem.hiddenSize) layout=\(problem.scaleLayout)"
-            + " input_dtype=\(QuantizedMetadata.dtype(of: problem.elementType).rawValue)")
+        print("NVFP4: E=\(experts) M=\(problem.rowCount) K=\(problem.hiddenSize) \(formatFields(of: .grouped(problem)))")
+        if let gather = problem.gather {
+            print("gathered: output row r is token permutation[r] of T=\(gather.sourceRowCount) tokens")
+        }
         print("rows: \(segments.routedRowCount) routed, \(problem.rowCount - segments.routedRowCount) past off[E];"
             + " scale rows: \(segments.scaleRowCount)")
         let counts = (0..<experts).map(segments.rowCount(ofExpert:))
@@ -73,40 +87,65 @@ struct InspectCommand: ParsableCommand {
             + " experts 0..<\(min(experts, 8)): \(shown)\(experts > 8 ? ", …" : "")")
     }
 
-    /// Counts the decoded block scales of routed rows by power of two, plus zeros, saturated
-    /// (448), NaN and negative codes; and the non-zero bytes in padding (which must be 0).
-    private func printScaleHistogram(of problem: QuantizationProblem, scales: UnsafeBufferPointer<UInt8>) {
-        let segments = problem.segments
+    /// The group lines of a masked file: L, Mmax, K, and the valid rows of each group.
+    private func printGroups(of problem: MaskedQuantizationProblem) {
+        let groups = problem.groupCount
+        print("NVFP4 masked: L=\(groups) Mmax=\(problem.maxRowsPerGroup) K=\(problem.hiddenSize)"
+            + " \(formatFields(of: .masked(problem)))")
+        let counts = (0..<groups).map(problem.validRowCount(ofGroup:))
+        let sorted = counts.sorted()
+        let shown = counts.prefix(8).map(String.init).joined(separator: ", ")
+        print("rows: \(counts.reduce(0, +)) valid of \(problem.rowCount); scale rows: \(problem.scaleRowCount)"
+            + " (\(problem.scaleRowsPerGroup) per group)")
+        print("valid rows per group: \(counts.filter { $0 == 0 }.count) empty; min \(sorted[0]),"
+            + " median \(sorted[groups / 2]), max \(sorted[groups - 1]);"
+            + " groups 0..<\(min(groups, 8)): \(shown)\(groups > 8 ? ", …" : "")")
+    }
+
+    /// The format metadata of `problem`, as `key=value` pairs.
+    private func formatFields(of problem: FileProblem) -> String {
+        "layout=\(problem.scaleLayout) input_dtype=\(QuantizedMetadata.dtype(of: problem.elementType).rawValue)"
+            + " scale_format=\(problem.blockFormat.scaleEncoding.rawValue) block_size=\(problem.blockFormat.blockSize)"
+            + " activation=\(QuantizedMetadata.name(of: problem.activation)) row_layout=\(problem.rowLayout.rawValue)"
+    }
+
+    /// Counts the decoded block scales of routed (valid) rows by power of two, plus zeros (code
+    /// 0 for UE8M0, whose blocks are all zero), saturated (448, or 2^127), NaN and negative
+    /// codes; and the non-zero bytes in padding (which must be 0).
+    private func printScaleHistogram(of problem: FileProblem, scales: UnsafeBufferPointer<UInt8>) {
         let geometry = problem.geometry
-        let lowestExponent = -9  // the least E4M3 subnormal, 2^-9
-        var buckets = [Int](repeating: 0, count: 18)
+        let format = problem.blockFormat
+        let isE4M3 = format.scaleEncoding == .e4m3
+        var buckets: [Int: Int] = [:]
         var (zero, saturated, nan, negative, routedNonZero, blocks) = (0, 0, 0, 0, 0, 0)
-        for e in 0..<segments.expertCount {
-            for m in 0..<segments.rowCount(ofExpert: e) {
-                for kb in 0..<geometry.blocksPerRow {
-                    let byte = scales[geometry.byteOffset(scaleRow: Int(segments.scaleOffsets[e]) + m, block: kb)]
-                    let value = E4M3(rawValue: byte).floatValue
-                    blocks += 1
-                    if byte != 0 { routedNonZero += 1 }
-                    if value.isNaN { nan += 1; continue }
-                    if value.sign == .minus && value != 0 { negative += 1 }
-                    if byte & 0x7F == 0x7E { saturated += 1 }
-                    if value == 0 { zero += 1 } else { buckets[Int(value.magnitude.exponent) - lowestExponent] += 1 }
+        for s in problem.quantizedScaleRows {
+            for kb in 0..<geometry.blocksPerRow {
+                let byte = scales[geometry.byteOffset(scaleRow: s, block: kb)]
+                let value = format.decodeScale(byte)
+                blocks += 1
+                if byte != 0 { routedNonZero += 1 }
+                if value.isNaN { nan += 1; continue }
+                if value.sign == .minus && value != 0 { negative += 1 }
+                if isE4M3 ? byte & 0x7F == 0x7E : byte == 254 { saturated += 1 }
+                if value == 0 || (!isE4M3 && byte == 0) {
+                    zero += 1
+                } else {
+                    buckets[Int(value.magnitude.exponent), default: 0] += 1
                 }
             }
         }
         let paddingNonZero = scales.prefix(problem.scaleByteCount).filter { $0 != 0 }.count - routedNonZero
-        print("block scales of routed rows: \(blocks) (decoded E4M3; bucket [2^k, 2^(k+1)))")
+        let rows = problem.rowLayout == .masked ? "valid" : "routed"
+        print("block scales of \(rows) rows: \(blocks) (decoded \(isE4M3 ? "E4M3" : "UE8M0"); bucket [2^k, 2^(k+1)))")
         func line(_ label: String, _ count: Int) {
             let share = blocks == 0 ? 0 : Double(count) / Double(blocks) * 100
             print("  \(rightPadded(label, 16)) \(leftPadded("\(count)", 10))  \(leftPadded(formatted(share, 1), 5))%")
         }
         line("zero", zero)
-        for (index, count) in buckets.enumerated() where count > 0 {
-            let k = index + lowestExponent
+        for (k, count) in buckets.sorted(by: { $0.key < $1.key }) {
             line("[2^\(k), 2^\(k + 1))", count)
         }
-        line("saturated 448", saturated)
+        line(isE4M3 ? "saturated 448" : "saturated 2^127", saturated)
         if nan > 0 { line("NaN", nan) }
         if negative > 0 { line("negative", negative) }
         print("non-zero padding bytes: \(paddingNonZero)")
@@ -114,8 +153,9 @@ struct InspectCommand: ParsableCommand {
 
     /// The error of the dequantized values against the source over routed rows, skipping
     /// non-finite source values (and finite ones whose block dequantizes to a non-finite value).
-    private func printQuantizationError(of quantized: QuantizedFile, against source: QuantizationSource) throws {
-        let problem = quantized.problem
+    private func printQuantizationError(
+        of quantized: QuantizedFile, _ problem: QuantizationProblem, against source: QuantizationSource
+    ) throws {
         guard source.rowCount == problem.rowCount, source.hiddenSize == problem.hiddenSize else {
             throw NVFP4Error.invalidArgument(
                 argument: "--against",

@@ -1,27 +1,50 @@
 import ArgumentParser
 import NVFP4
 
-// The files the `quantize`, `dequantize` and `inspect` commands read and write.
+// The files the `quantize`, `dequantize` and `inspect` commands read and write. K is the values
+// of an output row; W, those of an input row: K, or 2K with `--silu-mul` ([gate K | up K]). B is
+// the block size (16, or 32 with `--scale-format ue8m0 --block-size 32`); K is a multiple of B.
 //
-// Source file (read by `quantize`, and by `inspect --against`):
+// Source file, offsets layout (read by `quantize`, and by `inspect --against`):
 //
 // | tensor          | dtype     | shape   | meaning                                            |
 // |-----------------|-----------|---------|----------------------------------------------------|
-// | `input`         | BF16, F16 | [M, K]  | activations, K a positive multiple of 16           |
+// | `input`         | BF16, F16 | [M, W]  | activations                                        |
 // | `global_scale`  | F32       | [E]     | one global scale per expert, finite and > 0        |
 // | `input_offsets` | I32       | [E + 1] | expert e owns rows off[e] ..< off[e + 1]           |
 // | `scale_offsets` | I32       | [E + 1] | optional; else computed by the `--scale-offsets` rule |
 //
-// Quantized file (written by `quantize`), with metadata `format` = `nvfp4`, `layout` =
-// `swizzled` | `linear`, `input_dtype` = `BF16` | `F16`:
+// Source files with `--routing TOPK` (gathered): INPUT holds `input` [T, W] and `global_scale`
+// [E] only (no offsets); TOPK holds `topk_ids` [T, topk] I32, each a local expert in 0 ..< E or
+// −1 (not local). Rows are grouped by expert (``RoutingLayout``, scale offsets by the
+// `--scale-offsets` rule) and gathered while quantizing: no permuted copy is made.
 //
-// | tensor          | dtype   | shape                      | meaning                                  |
-// |-----------------|---------|----------------------------|------------------------------------------|
-// | `output`        | U8      | [M, K / 2]                 | E2M1 pairs, even element in the low nibble; rows ≥ off[E] are 0 |
-// | `output_scale`  | F8_E4M3 | [sOff[E], bytesPerRow]     | block scales in `layout` (``ScaleGeometry``) |
-// | `scale_offsets` | I32     | [E + 1]                    | the scale rows of each expert            |
-// | `input_offsets` | I32     | [E + 1]                    | as in the source                         |
-// | `global_scale`  | F32     | [E]                        | as in the source                         |
+// Source file with `--masked`: `input` [L, Mmax, W] (BF16, F16), `mask` [L] I32 (valid rows of
+// each group, ≥ 0; above Mmax counts as Mmax), `global_scale` [L] F32.
+//
+// Quantized file (written by `quantize`), with metadata `format` = `nvfp4`, `layout` =
+// `swizzled` | `linear`, `input_dtype` = `BF16` | `F16`, `scale_format` = `e4m3` | `ue8m0`,
+// `block_size` = `16` | `32`, `activation` = `identity` | `silu_mul`, `row_layout` = `offsets` |
+// `gathered` | `masked` (absent keys read as the first value, so older files read as before):
+//
+// | tensor             | dtype            | shape                  | meaning                               |
+// |--------------------|------------------|------------------------|---------------------------------------|
+// | `output`           | U8               | [M, K / 2]             | E2M1 pairs, even element in the low nibble; rows ≥ off[E] are 0 |
+// | `output_scale`     | F8_E4M3, F8_E8M0 | [sOff[E], bytesPerRow] | block scales in `layout` (``ScaleGeometry``), by `scale_format` |
+// | `scale_offsets`    | I32              | [E + 1]                | the scale rows of each expert         |
+// | `input_offsets`    | I32              | [E + 1]                | as in the source (gathered: the expert segments of the output rows) |
+// | `global_scale`     | F32              | [E]                    | as in the source                      |
+// | `permutation`      | I32              | [off[E]]               | gathered only: output row → source token |
+// | `destination_rows` | I32              | [T, topk]              | gathered only: (token, choice) → output row, −1 when skipped |
+//
+// With `row_layout` = `masked`, M = off[E] rows become [L, Mmax]:
+//
+// | tensor         | dtype            | shape                   | meaning                                |
+// |----------------|------------------|-------------------------|----------------------------------------|
+// | `output`       | U8               | [L, Mmax, K / 2]        | rows past the mask are 0               |
+// | `output_scale` | F8_E4M3, F8_E8M0 | [L, S, bytesPerRow]     | S = roundUp(Mmax, 128); group l's scale rows l·S ..< (l + 1)·S |
+// | `mask`         | I32              | [L]                     | as in the source                       |
+// | `global_scale` | F32              | [L]                     | as in the source                       |
 
 /// The tensor names of the source and quantized files; kept exactly, other tools read them.
 enum TensorName {
@@ -29,26 +52,13 @@ enum TensorName {
     static let globalScale = "global_scale"
     static let inputOffsets = "input_offsets"
     static let scaleOffsets = "scale_offsets"
+    static let topkIds = "topk_ids"
+    static let mask = "mask"
     static let output = "output"
     static let outputScale = "output_scale"
+    static let permutation = "permutation"
+    static let destinationRows = "destination_rows"
     static let dequantized = "dequantized"
-}
-
-/// The metadata keys and values of a quantized file.
-enum QuantizedMetadata {
-    static let formatKey = "format"
-    static let layoutKey = "layout"
-    static let inputTypeKey = "input_dtype"
-    static let format = "nvfp4"
-
-    /// The metadata a quantized file of `problem` carries.
-    static func values(for problem: QuantizationProblem) -> [String: String] {
-        [formatKey: format, layoutKey: problem.scaleLayout.rawValue, inputTypeKey: dtype(of: problem.elementType).rawValue]
-    }
-
-    static func dtype(of type: ElementType) -> SafetensorsDType {
-        type == .bfloat16 ? .bf16 : .f16
-    }
 }
 
 /// Checks the tensors of one file; every failure is a `malformedFile` naming the tensor.
@@ -57,6 +67,11 @@ struct TensorChecks {
 
     func fail(_ reason: String) -> NVFP4Error {
         .malformedFile(path: file.path, reason: reason)
+    }
+
+    /// Throws unless the file holds `name`, saying that `option` needs it.
+    func require(_ name: String, for option: String) throws {
+        guard file.contains(name) else { throw fail("has no tensor '\(name)', which \(option) needs") }
     }
 
     /// The tensor `name`, which must exist, have one of `dtypes` and `rank` dimensions.
@@ -72,14 +87,19 @@ struct TensorChecks {
         return tensor
     }
 
-    /// The I32 vector `name`, which must hold `count` entries (`E + 1` for offsets).
-    func offsets(_ name: String, count: Int) throws -> [Int32] {
+    /// The I32 vector `name`, which must hold `count` entries; `expected` says why, as in
+    /// "E + 1 = 7 (E = 6 from 'global_scale')".
+    func vector(_ name: String, count: Int, expected: String) throws -> [Int32] {
         let tensor = try self.tensor(name, dtypes: [.i32], rank: 1)
         guard tensor.shape[0] == count else {
-            throw fail("tensor '\(name)' has \(tensor.shape[0]) entries, expected E + 1 = \(count)"
-                + " (E = \(count - 1) from '\(TensorName.globalScale)')")
+            throw fail("tensor '\(name)' has \(tensor.shape[0]) entries, expected \(expected)")
         }
         return try file.array(name, as: Int32.self, expecting: .i32)
+    }
+
+    /// The I32 offsets `name`, `count` = E + 1 entries.
+    func offsets(_ name: String, count: Int) throws -> [Int32] {
+        try vector(name, count: count, expected: "E + 1 = \(count) (E = \(count - 1) from '\(TensorName.globalScale)')")
     }
 
     /// The F32 global scales: a non-empty vector, one per expert.
@@ -97,136 +117,122 @@ struct TensorChecks {
         } catch let NVFP4Error.invalidArgument(argument, reason) {
             let tensors = [
                 "inputOffsets": TensorName.inputOffsets, "scaleOffsets": TensorName.scaleOffsets,
-                "globalScales": TensorName.globalScale, "hiddenSize": rowsTensor, "rowCount": rowsTensor,
+                "globalScales": TensorName.globalScale, "groupCount": TensorName.globalScale, "mask": TensorName.mask,
+                "permutation": TensorName.permutation, "hiddenSize": rowsTensor, "rowCount": rowsTensor,
+                "maxRowsPerGroup": rowsTensor,
             ]
             throw fail("tensor '\(tensors[argument] ?? argument)': \(reason)")
         }
     }
 }
 
-/// A validated source file: 16-bit activations with their routing, memory-mapped.
-struct QuantizationSource {
-    let file: SafetensorsFile
-    let elementType: ElementType
-    /// M.
-    let rowCount: Int
-    /// K.
-    let hiddenSize: Int
-    let inputOffsets: [Int32]
-    /// The file's `scale_offsets`, if it has them.
-    let scaleOffsets: [Int32]?
-    let globalScales: [Float]
-
-    /// Opens and checks `path`: tensor presence, dtypes, ranks and shapes, and the offsets.
-    init(path: String) throws {
-        let file = try SafetensorsFile(contentsOf: path)
-        let checks = TensorChecks(file: file)
-        let input = try checks.tensor(TensorName.input, dtypes: [.bf16, .f16], rank: 2)
-        let (rows, columns) = (input.shape[0], input.shape[1])
-        guard columns > 0, columns % 16 == 0 else {
-            throw checks.fail("tensor '\(TensorName.input)' has K = \(columns) columns; K must be a positive multiple of 16")
-        }
-        let globalScales = try checks.globalScales()
-        let inputOffsets = try checks.offsets(TensorName.inputOffsets, count: globalScales.count + 1)
-        let scaleOffsets = file.contains(TensorName.scaleOffsets)
-            ? try checks.offsets(TensorName.scaleOffsets, count: globalScales.count + 1) : nil
-        try checks.namingTensors(rowsFrom: TensorName.input) {
-            if let scaleOffsets {
-                try ExpertSegments.validate(inputOffsets: inputOffsets, scaleOffsets: scaleOffsets, rowCount: rows)
-            } else {
-                try ExpertSegments.validateInputOffsets(inputOffsets, rowCount: rows)
-            }
-        }
-        self.file = file
-        self.elementType = input.dtype == .bf16 ? .bfloat16 : .float16
-        self.rowCount = rows
-        self.hiddenSize = columns
-        self.inputOffsets = inputOffsets
-        self.scaleOffsets = scaleOffsets
-        self.globalScales = globalScales
-    }
-
-    /// The problem for `layout`, with the file's scale offsets or, without them, `rule`'s.
-    func problem(layout: ScaleLayout, rule: ExpertSegments.ScaleOffsetRule) throws -> QuantizationProblem {
-        try TensorChecks(file: file).namingTensors(rowsFrom: TensorName.input) {
-            let segments = try ExpertSegments(
-                inputOffsets: inputOffsets,
-                scaleOffsets: scaleOffsets ?? ExpertSegments.scaleOffsets(for: inputOffsets, rule: rule),
-                rowCount: rowCount)
-            return try QuantizationProblem(
-                rowCount: rowCount, hiddenSize: hiddenSize, elementType: elementType, segments: segments,
-                globalScales: globalScales, scaleLayout: layout)
-        }
-    }
-
-    /// Calls `body` with the input's bit patterns, read straight from the mapping when the data
-    /// is 2-byte aligned (as this package's writers place it), else from a copy.
-    func withInput<Result>(_ body: (UnsafeBufferPointer<UInt16>) throws -> Result) throws -> Result {
-        try file.withBytes(of: TensorName.input) { bytes in
-            let count = bytes.count / 2
-            guard let base = bytes.baseAddress, count > 0 else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-            if Int(bitPattern: base) % MemoryLayout<UInt16>.alignment == 0 {
-                // The mapping is read-only and holds no typed values yet: binding it is sound.
-                return try body(UnsafeBufferPointer(start: base.bindMemory(to: UInt16.self, capacity: count), count: count))
-            }
-            let copy = [UInt16](unsafeUninitializedCapacity: count) { buffer, initialized in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
-                initialized = count
-            }
-            return try copy.withUnsafeBufferPointer(body)
-        }
-    }
-}
-
 /// A validated quantized file: the problem it encodes and its mapped codes and scales.
 struct QuantizedFile {
-    /// The tensors every quantized file holds.
-    static let requiredTensors = [
-        TensorName.output, TensorName.outputScale, TensorName.inputOffsets, TensorName.scaleOffsets, TensorName.globalScale,
-    ]
+    /// The tensors every quantized file holds, besides `input_offsets` and `scale_offsets`, or `mask`.
+    static let commonTensors = [TensorName.output, TensorName.outputScale, TensorName.globalScale]
+
+    /// The tensors a quantized file holds, in words.
+    static let requiredTensors = commonTensors.map { "'\($0)'" }.joined(separator: ", ")
+        + ", and '\(TensorName.inputOffsets)' with '\(TensorName.scaleOffsets)', or '\(TensorName.mask)'"
 
     /// Whether `file` holds every tensor of a quantized file (it may still be malformed).
     static func looksQuantized(_ file: SafetensorsFile) -> Bool {
-        requiredTensors.allSatisfy(file.contains)
+        commonTensors.allSatisfy(file.contains)
+            && ((file.contains(TensorName.inputOffsets) && file.contains(TensorName.scaleOffsets)) || file.contains(TensorName.mask))
     }
 
     let file: SafetensorsFile
-    let problem: QuantizationProblem
+    let problem: FileProblem
 
-    /// Checks `file`: dtypes and ranks, offsets, shapes consistent with the offsets and the
-    /// layout (metadata `layout`, `swizzled` when absent; `input_dtype`, `BF16` when absent).
+    /// Checks `file`: the metadata (``QuantizedMetadata``), dtypes and ranks, offsets or mask,
+    /// shapes consistent with them and with the layout and block format, and for a gathered file
+    /// that `permutation` and `destination_rows` agree.
     init(_ file: SafetensorsFile) throws {
         let checks = TensorChecks(file: file)
-        if let format = file.metadata[QuantizedMetadata.formatKey], format != QuantizedMetadata.format {
-            throw checks.fail("metadata 'format' is '\(format)', expected '\(QuantizedMetadata.format)'")
-        }
-        let layoutName = file.metadata[QuantizedMetadata.layoutKey] ?? ScaleLayout.swizzled.rawValue
-        guard let layout = ScaleLayout(rawValue: layoutName) else {
-            throw checks.fail("metadata 'layout' is '\(layoutName)', expected 'swizzled' or 'linear'")
-        }
-        let inputType = file.metadata[QuantizedMetadata.inputTypeKey] ?? SafetensorsDType.bf16.rawValue
-        guard inputType == SafetensorsDType.bf16.rawValue || inputType == SafetensorsDType.f16.rawValue else {
-            throw checks.fail("metadata 'input_dtype' is '\(inputType)', expected 'BF16' or 'F16'")
-        }
-        let elementType: ElementType = inputType == SafetensorsDType.f16.rawValue ? .float16 : .bfloat16
-        let codes = try checks.tensor(TensorName.output, dtypes: [.u8], rank: 2)
-        let scales = try checks.tensor(TensorName.outputScale, dtypes: [.f8E4M3], rank: 2)
+        let metadata = try QuantizedMetadata(of: checks)
+        let rank = metadata.rowLayout == .masked ? 3 : 2
+        let codes = try checks.tensor(TensorName.output, dtypes: [.u8], rank: rank)
+        let scales = try checks.tensor(
+            TensorName.outputScale, dtypes: [QuantizedMetadata.scaleDType(of: metadata.blockFormat)], rank: rank)
         let globalScales = try checks.globalScales()
-        let inputOffsets = try checks.offsets(TensorName.inputOffsets, count: globalScales.count + 1)
-        let scaleOffsets = try checks.offsets(TensorName.scaleOffsets, count: globalScales.count + 1)
-        let problem = try checks.namingTensors(rowsFrom: TensorName.output) {
-            try QuantizationProblem(
-                rowCount: codes.shape[0], hiddenSize: codes.shape[1] * 2, elementType: elementType,
-                segments: ExpertSegments(inputOffsets: inputOffsets, scaleOffsets: scaleOffsets, rowCount: codes.shape[0]),
-                globalScales: globalScales, scaleLayout: layout)
+        let problem: FileProblem
+        if metadata.rowLayout == .masked {
+            problem = .masked(try Self.maskedProblem(checks, metadata, codes: codes, globalScales: globalScales))
+        } else {
+            problem = .grouped(try Self.groupedProblem(checks, metadata, codes: codes, globalScales: globalScales))
         }
-        let expected = [problem.segments.scaleRowCount, problem.geometry.bytesPerRow]
-        guard scales.shape == expected else {
-            throw checks.fail("tensor '\(TensorName.outputScale)' has shape \(scales.shape), expected \(expected)"
-                + " (scale_offsets[E] rows of \(layout) scales for K = \(problem.hiddenSize))")
+        guard scales.shape == problem.scaleShape else {
+            let rows = metadata.rowLayout == .masked ? "L × roundUp(Mmax, 128)" : "scale_offsets[E]"
+            throw checks.fail("tensor '\(TensorName.outputScale)' has shape \(scales.shape), expected \(problem.scaleShape)"
+                + " (\(rows) rows of \(metadata.scaleLayout) scales for K = \(problem.hiddenSize), \(metadata.blockFormat))")
         }
         self.file = file
         self.problem = problem
+    }
+
+    private static func groupedProblem(
+        _ checks: TensorChecks, _ metadata: QuantizedMetadata, codes: TensorInfo, globalScales: [Float]
+    ) throws -> QuantizationProblem {
+        let inputOffsets = try checks.offsets(TensorName.inputOffsets, count: globalScales.count + 1)
+        let scaleOffsets = try checks.offsets(TensorName.scaleOffsets, count: globalScales.count + 1)
+        let gather = metadata.rowLayout == .gathered ? try gatherMap(checks, rowCount: codes.shape[0]) : nil
+        let problem = try checks.namingTensors(rowsFrom: TensorName.output) {
+            try QuantizationProblem(
+                rowCount: codes.shape[0], hiddenSize: codes.shape[1] * 2, elementType: metadata.elementType,
+                segments: ExpertSegments(inputOffsets: inputOffsets, scaleOffsets: scaleOffsets, rowCount: codes.shape[0]),
+                globalScales: globalScales, scaleLayout: metadata.scaleLayout, blockFormat: metadata.blockFormat,
+                activation: metadata.activation, gather: gather)
+        }
+        if gather != nil { try checkDestinationRows(checks, problem: problem) }
+        return problem
+    }
+
+    /// The gather of a gathered file: `permutation` (one entry per output row) and T, the rows
+    /// of `destination_rows`.
+    private static func gatherMap(_ checks: TensorChecks, rowCount: Int) throws -> GatherMap {
+        try checks.require(TensorName.permutation, for: "row_layout 'gathered'")
+        try checks.require(TensorName.destinationRows, for: "row_layout 'gathered'")
+        let permutation = try checks.vector(
+            TensorName.permutation, count: rowCount, expected: "M = \(rowCount) (the rows of '\(TensorName.output)')")
+        let destinations = try checks.tensor(TensorName.destinationRows, dtypes: [.i32], rank: 2)
+        return GatherMap(permutation: permutation, sourceRowCount: destinations.shape[0])
+    }
+
+    /// Every routed row is the destination of exactly one (token, choice), the token the
+    /// permutation names; other entries are −1.
+    private static func checkDestinationRows(_ checks: TensorChecks, problem: QuantizationProblem) throws {
+        let destinations = try checks.file.array(TensorName.destinationRows, as: Int32.self, expecting: .i32)
+        let topk = try checks.file.info(TensorName.destinationRows).shape[1]
+        let permutation = problem.gather?.permutation ?? []
+        let routed = problem.segments.routedRowCount
+        var seen = [Bool](repeating: false, count: routed)
+        for (i, row) in destinations.enumerated() where row != -1 {
+            guard (0..<routed).contains(Int(row)), !seen[Int(row)], permutation[Int(row)] == Int32(i / topk) else {
+                throw checks.fail("tensor '\(TensorName.destinationRows)' entry \(i) (token \(i / topk)) is \(row),"
+                    + " not a routed row whose '\(TensorName.permutation)' entry is that token")
+            }
+            seen[Int(row)] = true
+        }
+        guard let missing = seen.firstIndex(of: false) else { return }
+        throw checks.fail("routed row \(missing) is the destination of no entry of '\(TensorName.destinationRows)'")
+    }
+
+    private static func maskedProblem(
+        _ checks: TensorChecks, _ metadata: QuantizedMetadata, codes: TensorInfo, globalScales: [Float]
+    ) throws -> MaskedQuantizationProblem {
+        let groups = globalScales.count
+        try checks.require(TensorName.mask, for: "row_layout 'masked'")
+        let mask = try checks.vector(TensorName.mask, count: groups, expected: "L = \(groups) (from '\(TensorName.globalScale)')")
+        guard codes.shape[0] == groups else {
+            throw checks.fail("tensor '\(TensorName.output)' has shape \(codes.shape): \(codes.shape[0]) groups,"
+                + " expected L = \(groups) (from '\(TensorName.globalScale)')")
+        }
+        return try checks.namingTensors(rowsFrom: TensorName.output) {
+            try MaskedQuantizationProblem(
+                groupCount: groups, maxRowsPerGroup: codes.shape[1], hiddenSize: codes.shape[2] * 2,
+                elementType: metadata.elementType, mask: mask, globalScales: globalScales,
+                blockFormat: metadata.blockFormat, activation: metadata.activation, scaleLayout: metadata.scaleLayout)
+        }
     }
 
     /// Calls `body` with the mapped codes and scales.
@@ -241,15 +247,9 @@ struct QuantizedFile {
         }
     }
 
-    /// The dequantized values, M·K floats (rows past off[E] are 0).
+    /// The dequantized values of the output rows, `problem.valueShape` (rows not quantized are 0).
     func dequantized() throws -> [Float] {
-        var values = [Float](repeating: 0, count: problem.inputElementCount)
-        try withCodesAndScales { codes, scales in
-            try values.withUnsafeMutableBufferPointer { output in
-                try Dequantizer.dequantize(problem, codes: codes, scales: scales, into: output)
-            }
-        }
-        return values
+        try withCodesAndScales { codes, scales in try problem.dequantize(codes: codes, scales: scales) }
     }
 }
 

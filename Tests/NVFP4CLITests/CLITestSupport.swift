@@ -179,7 +179,7 @@ enum SourceFile {
         let problem = problemCase.problem
         let experts = problem.segments.expertCount
         var writer = SafetensorsWriter()
-        try writer.add("input", dtype: dtype(of: problem.elementType), shape: [problem.rowCount, problem.hiddenSize],
+        try writer.add("input", dtype: dtype(of: problem.elementType), shape: [problem.rowCount, problem.inputRowWidth],
                        values: problemCase.input)
         try writer.add("global_scale", dtype: .f32, shape: [experts], values: problem.globalScales)
         try writer.add("input_offsets", dtype: .i32, shape: [experts + 1], values: problem.segments.inputOffsets)

@@ -80,6 +80,30 @@ struct DequantizeCLITests {
         try expectRejected(scratch, mentioning: "'\(value)'")
     }
 
+    @Test("reads a file without the fused variants' metadata keys as before")
+    func olderMetadata() throws {
+        let scratch = try ScratchDirectory()
+        let problemCase = try smallProblem(seed: 35, layout: .linear)
+        try quantizedFixture(problemCase, in: scratch)
+        let file = try SafetensorsFile(contentsOf: scratch.file("out.safetensors"))
+        var writer = SafetensorsWriter(metadata: file.metadata.filter { ["format", "layout", "input_dtype"].contains($0.key) })
+        for tensor in file.tensors {
+            try file.withBytes(of: tensor.name) { try writer.add(tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: $0) }
+        }
+        try writer.write(to: scratch.file("old.safetensors"))
+        #expect(try SafetensorsFile(contentsOf: scratch.file("old.safetensors")).metadata.count == 3)
+        let result = try CLI.run(
+            ["dequantize", "--input", scratch.file("old.safetensors"), "--output", scratch.file("x.safetensors")], in: scratch)
+        try #require(result.status == 0, "\(result)")
+        let values = try SafetensorsFile(contentsOf: scratch.file("x.safetensors"))
+            .array("dequantized", as: Float.self, expecting: .f32)
+        #expect(values.map(\.bitPattern) == (try referenceDequantized(problemCase)).map(\.bitPattern), "\(problemCase)")
+        let inspect = try CLI.run(["inspect", scratch.file("old.safetensors")], in: scratch)
+        #expect(inspect.status == 0, "\(inspect)")
+        #expect(inspect.standardOutput.contains("scale_format=e4m3 block_size=16 activation=identity row_layout=offsets"),
+                "\(inspect)")
+    }
+
     /// Copies the safetensors file at `source` to `destination`, changing its metadata
     /// (`updates`) and letting `change` edit each tensor's shape and bytes.
     private func rewrite(

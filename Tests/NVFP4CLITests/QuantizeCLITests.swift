@@ -45,6 +45,7 @@ func expectQuantizedFile(at path: String, matches problemCase: ProblemCase) thro
     #expect(file.metadata == [
         "format": "nvfp4", "layout": problem.scaleLayout.rawValue,
         "input_dtype": SourceFile.dtype(of: problem.elementType).rawValue,
+        "scale_format": "e4m3", "block_size": "16", "activation": "identity", "row_layout": "offsets",
     ])
     #expect(Set(file.tensors.map(\.name)) == ["output", "output_scale", "scale_offsets", "input_offsets", "global_scale"])
     #expect(try file.info("output").shape == [problem.rowCount, problem.hiddenSize / 2])
