@@ -452,9 +452,12 @@ constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);           
 constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                          // ≤ 4 loads in flight per lane
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
-// Blocks per SM the kernel is compiled for: 3 (the measured best), 2 when a lane's unit holds
-// more than 4 loads (32-value SiLU·mul blocks), so that registers do not spill.
-constexpr int kTunedMinBlocks = kTunedUnroll * kLoadsPerBlock > 4 ? 2 : 3;
+// Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
+// registers spill — a lane's unit holding more than 4 loads (32-value SiLU·mul blocks), and on
+// hardware-E2M1 targets the gather and 32-value blocks (NVRTC 13.0's sm_100a ptxas spilled 8–16
+// bytes there; 13.5's did not).
+constexpr bool kTightRegisters = kTunedUnroll * kLoadsPerBlock > 4 || (kHardwareE2M1 && (kGather || kBlockSize == 32));
+constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
 
 // Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
@@ -531,8 +534,9 @@ __device__ __forceinline__ RoutedUnit locateUnit(const QuantParams& p, const int
   const int64_t row = kMasked ? int64_t(expert) * p.rowCount + m : routed;
   int64_t source = row;
   if (kGather) {
-    source = __ldg(p.permutation + row);
-    u.readable = source >= 0 && source < p.sourceRowCount;
+    const int32_t token = __ldg(p.permutation + row);
+    u.readable = uint32_t(token) < uint32_t(p.sourceRowCount);  // T < 2^31: the host checks it
+    source = token;
     if (!u.readable && p.status != nullptr) atomicOr(p.status, kBadPermutation);
   }
   u.scaleRow = scaleTable[expert] + m;

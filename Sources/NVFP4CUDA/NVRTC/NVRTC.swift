@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NVFP4
+import Synchronization
 
 /// NVRTC, the CUDA runtime compiler, loaded at run time.
 ///
@@ -57,13 +58,21 @@ public enum NVRTC {
         try compile(source: Array(source.utf8), programName: programName, options: options)
     }
 
+    /// Compilations run one at a time. On the GPU host (NVRTC 13.0, 16 cores) a compile test
+    /// running beside other compilations twice got a `--ptxas-options=-v` log without the
+    /// program's own entry point, which suggests the log was shared; compiles are rare (the
+    /// kernel cache keeps their images), so serializing them costs nothing that matters.
+    static let compilations = Mutex(())
+
     static func compile(
         source: [UInt8], programName: String, options: [String], library: NVRTCLibrary
     ) throws -> NVRTCOutput {
         try validate(source: source, options: options)
         let program = try NVRTCProgram(library: library, source: source, name: programName, options: options)
-        let status = program.compile()
-        let log = try program.log()
+        let (status, log) = try compilations.withLock { _ in
+            let status = program.compile()
+            return (status, try program.log())
+        }
         if status == NVRTCProgram.compilationError {
             throw NVFP4Error.compilation(program: programName, options: options, log: log)
         }
