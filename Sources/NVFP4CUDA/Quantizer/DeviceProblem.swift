@@ -42,7 +42,10 @@ public struct DeviceProblem: ~Copyable {
         try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
         try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
         try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
-        let permutation = try DeviceBuffer(context: context, byteCount: (problem.gather?.permutation.count ?? 0) * 4)
+        // At least one entry with a gather, so that its address is never null (no routed rows
+        // leaves the permutation empty, and the device API refuses a null permutation).
+        let permutation = try DeviceBuffer(
+            context: context, byteCount: problem.gather.map { max(1, $0.permutation.count) * 4 } ?? 0)
         try problem.gather?.permutation.withUnsafeBytes { try permutation.copy(from: $0) }
         let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
         let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
