@@ -7,6 +7,7 @@ struct NVFP4Command: ParsableCommand {
         abstract: "NVFP4 quantization of expert-grouped activations, on the GPU or the CPU.",
         subcommands: [
             QuantizeCommand.self, DequantizeCommand.self, InspectCommand.self, DemoCommand.self, BenchCommand.self,
+            SelftestCommand.self,
         ]
     )
 }
