@@ -28,6 +28,11 @@ public struct ExpertSegments: Hashable, Sendable {
     /// Segments from input offsets, with scale offsets computed by `rule`.
     public init(inputOffsets: [Int32], rowCount: Int, rule: ScaleOffsetRule = .roundedPrefixSum) throws {
         try ExpertSegments.validateInputOffsets(inputOffsets, rowCount: rowCount)
+        guard Int(inputOffsets[inputOffsets.count - 1]) + 127 * inputOffsets.count <= Int(Int32.max) else {
+            throw NVFP4Error.invalidArgument(
+                argument: "inputOffsets",
+                reason: "off[E] = \(inputOffsets[inputOffsets.count - 1]) leaves no room for \(rule) scale offsets in Int32")
+        }
         self.inputOffsets = inputOffsets
         self.scaleOffsets = ExpertSegments.scaleOffsets(for: inputOffsets, rule: rule)
     }
@@ -44,10 +49,10 @@ public struct ExpertSegments: Hashable, Sendable {
             guard count >= 0 else {
                 throw NVFP4Error.invalidArgument(argument: "rowCounts", reason: "expert \(e) has \(count) rows")
             }
-            total += count
-            guard total + 127 * rowCounts.count <= Int(Int32.max) else {
+            guard count <= Int(Int32.max) - 127 * (rowCounts.count + 1) - total else {
                 throw NVFP4Error.invalidArgument(argument: "rowCounts", reason: "more rows than Int32 offsets hold")
             }
+            total += count
             offsets.append(Int32(total))
         }
         try self.init(inputOffsets: offsets, rowCount: total, rule: rule)

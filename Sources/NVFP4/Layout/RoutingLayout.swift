@@ -21,12 +21,18 @@ public struct RoutingLayout: Hashable, Sendable {
         guard expertCount >= 1 else {
             throw NVFP4Error.invalidArgument(argument: "expertCount", reason: "must be at least 1, is \(expertCount)")
         }
-        guard topk >= 1, tokenCount >= 0 else {
-            throw NVFP4Error.invalidArgument(argument: "topk", reason: "needs topk >= 1 and tokenCount >= 0")
+        guard topk >= 1 else {
+            throw NVFP4Error.invalidArgument(argument: "topk", reason: "must be at least 1, is \(topk)")
         }
-        guard topkIds.count == tokenCount * topk else {
+        guard tokenCount >= 0 else {
+            throw NVFP4Error.invalidArgument(argument: "tokenCount", reason: "T = \(tokenCount) is negative")
+        }
+        let (idCount, overflow) = tokenCount.multipliedReportingOverflow(by: topk)
+        guard !overflow, topkIds.count == idCount else {
             throw NVFP4Error.invalidArgument(
-                argument: "topkIds", reason: "holds \(topkIds.count) ids, shape [\(tokenCount), \(topk)] needs \(tokenCount * topk)")
+                argument: "topkIds",
+                reason: "holds \(topkIds.count) ids, shape [\(tokenCount), \(topk)] needs "
+                    + (overflow ? "more than Int.max" : "\(idCount)"))
         }
         var counts = [Int](repeating: 0, count: expertCount)
         for (i, id) in topkIds.enumerated() {

@@ -46,6 +46,15 @@ public struct MaskedQuantizationProblem: Hashable, Sendable {
             throw NVFP4Error.invalidArgument(argument: "mask", reason: "group \(l) has \(rows) rows")
         }
         try QuantizationProblem.validate(globalScales: globalScales, groupCount: groupCount, unit: "group")
+        let (paddedRows, paddingOverflow) = maxRowsPerGroup.addingReportingOverflow(127)
+        let (scaleRows, scaleOverflow) = groupCount.multipliedReportingOverflow(by: paddedRows / 128 * 128)
+        guard !paddingOverflow, !scaleOverflow else {
+            throw NVFP4Error.invalidArgument(
+                argument: "maxRowsPerGroup", reason: "L·roundUp(Mmax, 128) = \(groupCount)·roundUp(\(maxRowsPerGroup), 128) overflows Int")
+        }
+        try QuantizationProblem.validateByteCounts(
+            rows: [("maxRowsPerGroup", groupCount * maxRowsPerGroup)], scaleRows: scaleRows, hiddenSize: hiddenSize,
+            bytesPerScaleRow: ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize).bytesPerRow)
         self.groupCount = groupCount
         self.maxRowsPerGroup = maxRowsPerGroup
         self.hiddenSize = hiddenSize

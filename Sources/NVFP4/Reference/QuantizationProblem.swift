@@ -37,6 +37,10 @@ public struct QuantizationProblem: Hashable, Sendable {
             inputOffsets: segments.inputOffsets, scaleOffsets: segments.scaleOffsets, rowCount: rowCount)
         try QuantizationProblem.validate(globalScales: globalScales, groupCount: segments.expertCount, unit: "expert")
         try gather?.validate(routedRowCount: segments.routedRowCount)
+        try QuantizationProblem.validateByteCounts(
+            rows: [("rowCount", rowCount), ("sourceRowCount", gather?.sourceRowCount ?? 0)],
+            scaleRows: segments.scaleRowCount, hiddenSize: hiddenSize,
+            bytesPerScaleRow: ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize).bytesPerRow)
         self.rowCount = rowCount
         self.hiddenSize = hiddenSize
         self.elementType = elementType
@@ -59,6 +63,26 @@ public struct QuantizationProblem: Hashable, Sendable {
             throw NVFP4Error.invalidArgument(
                 argument: "hiddenSize",
                 reason: "K = \(hiddenSize) must be a positive multiple of \(blockFormat.blockSize) (the \(blockFormat) block size)")
+        }
+    }
+
+    /// Checks that the byte counts a shape implies fit in an `Int` (input `rows · 2K · 2`, codes
+    /// `rows · K / 2`, scales `scaleRows · bytesPerScaleRow`), so that sizing a buffer never traps;
+    /// the error names the count that is too large.
+    package static func validateByteCounts(
+        rows: [(argument: String, count: Int)], scaleRows: Int, hiddenSize: Int, bytesPerScaleRow: Int
+    ) throws {
+        func fits(_ a: Int, _ b: Int) -> Bool { !a.multipliedReportingOverflow(by: b).overflow }
+        guard fits(hiddenSize, 4) else {
+            throw NVFP4Error.invalidArgument(argument: "hiddenSize", reason: "K = \(hiddenSize) overflows the row sizes")
+        }
+        for (argument, count) in rows where !fits(count, 4 * hiddenSize) {
+            throw NVFP4Error.invalidArgument(
+                argument: argument, reason: "\(count) rows of K = \(hiddenSize) values overflow the buffer sizes")
+        }
+        guard fits(scaleRows, bytesPerScaleRow) else {
+            throw NVFP4Error.invalidArgument(
+                argument: "hiddenSize", reason: "\(scaleRows) scale rows of \(bytesPerScaleRow) bytes overflow the scale buffer size")
         }
     }
 

@@ -68,9 +68,13 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         guard groupCount >= 1, groupCount <= Self.maxGroupCount else {
             throw fail("groupCount", "L = \(groupCount) must be in 1 ... \(Self.maxGroupCount)")
         }
-        guard maxRowsPerGroup >= 0, groupCount * roundUp(maxRowsPerGroup, 128) <= Int(Int32.max) else {
+        guard maxRowsPerGroup >= 0, maxRowsPerGroup <= Int(Int32.max),
+              groupCount * roundUp(maxRowsPerGroup, 128) <= Int(Int32.max) else {
             throw fail("maxRowsPerGroup", "Mmax = \(maxRowsPerGroup) must be ≥ 0 and L·roundUp(Mmax, 128) fit in Int32")
         }
+        try QuantizationProblem.validateByteCounts(
+            rows: [("maxRowsPerGroup", groupCount * maxRowsPerGroup)], scaleRows: groupCount * scaleRowsPerGroup,
+            hiddenSize: hiddenSize, bytesPerScaleRow: geometry.bytesPerRow)
         guard scaleByteCapacity >= scaleByteCount else {
             throw fail("scaleByteCapacity", "\(scaleByteCapacity) bytes, the layout needs \(scaleByteCount)")
         }

@@ -82,6 +82,9 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
         guard rowCount >= 0 else { throw fail("rowCount", "M = \(rowCount) is negative") }
         guard expertCount >= 1, expertCount < Int(Int32.max) else { throw fail("expertCount", "E = \(expertCount) must be at least 1") }
         guard scaleByteCapacity >= 0 else { throw fail("scaleByteCapacity", "\(scaleByteCapacity) is negative") }
+        try QuantizationProblem.validateByteCounts(
+            rows: [("rowCount", rowCount), ("sourceRowCount", gather?.sourceRowCount ?? 0)], scaleRows: 0,
+            hiddenSize: hiddenSize, bytesPerScaleRow: 0)
         let needsData = rowCount > 0
         let addresses: [(String, UInt64, UInt64, Bool)] = [
             ("input", input, 16, needsData), ("codes", codes, 8, needsData),

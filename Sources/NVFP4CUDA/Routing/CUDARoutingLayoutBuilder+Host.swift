@@ -53,8 +53,11 @@ extension CUDARoutingLayoutBuilder {
         guard expertCount >= 1 else {
             throw NVFP4Error.invalidArgument(argument: "expertCount", reason: "must be at least 1, is \(expertCount)")
         }
-        guard topk >= 1, tokenCount >= 0 else {
-            throw NVFP4Error.invalidArgument(argument: "topk", reason: "needs topk >= 1 and tokenCount >= 0")
+        guard topk >= 1 else {
+            throw NVFP4Error.invalidArgument(argument: "topk", reason: "must be at least 1, is \(topk)")
+        }
+        guard tokenCount >= 0 else {
+            throw NVFP4Error.invalidArgument(argument: "tokenCount", reason: "T = \(tokenCount) is negative")
         }
         let (idCount, overflow) = tokenCount.multipliedReportingOverflow(by: topk)
         guard !overflow, topkIds.count == idCount else {
