@@ -113,6 +113,21 @@ struct NVRTCTests {
         #expect(version.minor >= 0)
     }
 
+    @Test("a ptxas -v request turns NVRTC's own cache off (12.9+), so every compile reports")
+    func verboseCompilesBypassNVRTCCache() throws {
+        let version = try requireNVRTCOrSkip()
+        let library = try NVRTCLibrary.shared()
+        let plain = ["--gpu-architecture=sm_90a"]
+        #expect(try NVRTC.effectiveOptions(plain, library: library) == plain)
+        let verbose = plain + ["--ptxas-options=-v"]
+        let cachesCompiles = version.major > 12 || (version.major == 12 && version.minor >= 9)
+        #expect(try NVRTC.effectiveOptions(verbose, library: library) == verbose + (cachesCompiles ? ["--no-cache"] : []))
+        for _ in 0..<2 {  // the second compile of the same program would be a cache hit
+            let output = try NVRTC.compile(source: Self.kernelSource, programName: "scale.cu", options: verbose)
+            #expect(PTXASReport.parse(log: output.log)[function: "scale"] != nil, "no ptxas report in:\n\(output.log)")
+        }
+    }
+
     @Test("a tiny kernel compiles to a cubin with a ptxas report", arguments: ["sm_90a", "sm_100a"])
     func compilesTinyKernel(architecture: String) throws {
         try requireNVRTCOrSkip()

@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import NVFP4
-import Synchronization
 
 /// NVRTC, the CUDA runtime compiler, loaded at run time.
 ///
@@ -58,21 +57,24 @@ public enum NVRTC {
         try compile(source: Array(source.utf8), programName: programName, options: options)
     }
 
-    /// Compilations run one at a time. On the GPU host (NVRTC 13.0, 16 cores) a compile test
-    /// running beside other compilations twice got a `--ptxas-options=-v` log without the
-    /// program's own entry point, which suggests the log was shared; compiles are rare (the
-    /// kernel cache keeps their images), so serializing them costs nothing that matters.
-    static let compilations = Mutex(())
+    /// The options passed to NVRTC: `options`, plus `--no-cache` when they ask for ptxas's
+    /// `-v` report and NVRTC (12.9 and later) caches compilations — a cache hit skips ptxas and
+    /// leaves no report in the log (seen on the GPU host: compile tests got logs without any
+    /// ptxas line once the same program had been compiled before).
+    static func effectiveOptions(_ options: [String], library: NVRTCLibrary) throws -> [String] {
+        guard options.contains(where: { $0.hasPrefix("--ptxas-options") && $0.contains("-v") }) else { return options }
+        let version = try version(library: library)
+        return version.major > 12 || (version.major == 12 && version.minor >= 9) ? options + ["--no-cache"] : options
+    }
 
     static func compile(
         source: [UInt8], programName: String, options: [String], library: NVRTCLibrary
     ) throws -> NVRTCOutput {
         try validate(source: source, options: options)
-        let program = try NVRTCProgram(library: library, source: source, name: programName, options: options)
-        let (status, log) = try compilations.withLock { _ in
-            let status = program.compile()
-            return (status, try program.log())
-        }
+        let program = try NVRTCProgram(
+            library: library, source: source, name: programName, options: try effectiveOptions(options, library: library))
+        let status = program.compile()
+        let log = try program.log()
         if status == NVRTCProgram.compilationError {
             throw NVFP4Error.compilation(program: programName, options: options, log: log)
         }
