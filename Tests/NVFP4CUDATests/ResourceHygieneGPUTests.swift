@@ -78,7 +78,13 @@ struct ResourceHygieneGPUTests {
         return failure
     }
 
-    @Test("10,000 create/quantize/destroy cycles, with a fresh quantizer and stream every 1,000, grow neither device nor host memory")
+    /// Memory growth is a process-wide measurement: beside the rest of the suite (the huge-shape
+    /// test alone allocates ~7 GiB of host memory) it measures the other tests. On the H100 the
+    /// full parallel suite showed 80 MB of device and 1.2 GB of host "growth" here, while the
+    /// suite run alone passed; so it runs only when asked to, alone:
+    /// `NVFP4_ISOLATED=1 .gpu-bundle/tests.xctest --testing-library swift-testing --filter ResourceHygiene`.
+    @Test("10,000 create/quantize/destroy cycles, with a fresh quantizer and stream every 1,000, grow neither device nor host memory",
+          .enabled(if: environmentFlag("NVFP4_ISOLATED"), "a process-wide memory measurement: run it alone with NVFP4_ISOLATED=1"))
     func cyclesDoNotLeak() throws {
         let context = try requireGPUOrSkip()
         let testCase = try ProblemFactory.make(name: "hygiene", seed: 0x4859, experts: 4, routedRows: 24, extraRows: 2,
