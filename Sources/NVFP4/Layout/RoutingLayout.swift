@@ -18,6 +18,31 @@ public struct RoutingLayout: Hashable, Sendable {
         topkIds: [Int32], tokenCount: Int, topk: Int, expertCount: Int,
         rule: ExpertSegments.ScaleOffsetRule = .roundedPrefixSum
     ) throws {
+        try RoutingLayout.validate(topkIds: topkIds, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
+        var counts = [Int](repeating: 0, count: expertCount)
+        for id in topkIds where id >= 0 { counts[Int(id)] += 1 }
+        let segments = try ExpertSegments(rowCounts: counts, rule: rule)
+        var next = segments.inputOffsets.dropLast().map(Int.init)
+        var permutation = [Int32](repeating: 0, count: segments.routedRowCount)
+        var destinations = [Int32](repeating: -1, count: topkIds.count)
+        for (i, id) in topkIds.enumerated() where id >= 0 {
+            let row = next[Int(id)]
+            next[Int(id)] += 1
+            permutation[row] = Int32(i / topk)
+            destinations[i] = Int32(row)
+        }
+        self.rowCounts = counts
+        self.segments = segments
+        self.permutation = permutation
+        self.destinationRows = destinations
+    }
+}
+
+extension RoutingLayout {
+    /// The checks of ``init(topkIds:tokenCount:topk:expertCount:rule:)``, for builders that
+    /// produce the same layout elsewhere (the GPU): `E ≥ 1`, `topk ≥ 1`, `T ≥ 0`, `T·topk` ids,
+    /// each in `-1 ..< E`. Every failure names the argument.
+    public static func validate(topkIds: [Int32], tokenCount: Int, topk: Int, expertCount: Int) throws {
         guard expertCount >= 1 else {
             throw NVFP4Error.invalidArgument(argument: "expertCount", reason: "must be at least 1, is \(expertCount)")
         }
@@ -34,27 +59,9 @@ public struct RoutingLayout: Hashable, Sendable {
                 reason: "holds \(topkIds.count) ids, shape [\(tokenCount), \(topk)] needs "
                     + (overflow ? "more than Int.max" : "\(idCount)"))
         }
-        var counts = [Int](repeating: 0, count: expertCount)
-        for (i, id) in topkIds.enumerated() {
-            guard id >= -1, Int(id) < expertCount else {
-                throw NVFP4Error.invalidArgument(
-                    argument: "topkIds", reason: "entry \(i) (token \(i / topk)) is \(id), not in -1..<\(expertCount)")
-            }
-            if id >= 0 { counts[Int(id)] += 1 }
+        for (i, id) in topkIds.enumerated() where id < -1 || Int(id) >= expertCount {
+            throw NVFP4Error.invalidArgument(
+                argument: "topkIds", reason: "entry \(i) (token \(i / topk)) is \(id), not in -1..<\(expertCount)")
         }
-        let segments = try ExpertSegments(rowCounts: counts, rule: rule)
-        var next = segments.inputOffsets.dropLast().map(Int.init)
-        var permutation = [Int32](repeating: 0, count: segments.routedRowCount)
-        var destinations = [Int32](repeating: -1, count: topkIds.count)
-        for (i, id) in topkIds.enumerated() where id >= 0 {
-            let row = next[Int(id)]
-            next[Int(id)] += 1
-            permutation[row] = Int32(i / topk)
-            destinations[i] = Int32(row)
-        }
-        self.rowCounts = counts
-        self.segments = segments
-        self.permutation = permutation
-        self.destinationRows = destinations
     }
 }

@@ -50,26 +50,7 @@ extension CUDARoutingLayoutBuilder {
     /// The CPU builder's checks, in its order and with its messages, then the GPU builder's
     /// limits; needs no GPU.
     static func validate(topkIds: [Int32], tokenCount: Int, topk: Int, expertCount: Int) throws {
-        guard expertCount >= 1 else {
-            throw NVFP4Error.invalidArgument(argument: "expertCount", reason: "must be at least 1, is \(expertCount)")
-        }
-        guard topk >= 1 else {
-            throw NVFP4Error.invalidArgument(argument: "topk", reason: "must be at least 1, is \(topk)")
-        }
-        guard tokenCount >= 0 else {
-            throw NVFP4Error.invalidArgument(argument: "tokenCount", reason: "T = \(tokenCount) is negative")
-        }
-        let (idCount, overflow) = tokenCount.multipliedReportingOverflow(by: topk)
-        guard !overflow, topkIds.count == idCount else {
-            throw NVFP4Error.invalidArgument(
-                argument: "topkIds",
-                reason: "holds \(topkIds.count) ids, shape [\(tokenCount), \(topk)] needs "
-                    + (overflow ? "more than Int.max" : "\(idCount)"))
-        }
-        for (i, id) in topkIds.enumerated() where id < -1 || Int(id) >= expertCount {
-            throw NVFP4Error.invalidArgument(
-                argument: "topkIds", reason: "entry \(i) (token \(i / topk)) is \(id), not in -1..<\(expertCount)")
-        }
+        try RoutingLayout.validate(topkIds: topkIds, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
         try DeviceRoutingArguments.validate(tokenCount: tokenCount, topk: topk, expertCount: expertCount)
     }
 }
