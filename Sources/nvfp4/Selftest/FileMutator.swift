@@ -127,8 +127,10 @@ struct FileMutator {
     }
 
     private mutating func reshape(_ entry: inout FuzzFile.Entry) {
-        let rank = random.int(0...3)
         let zero = random.chance(0.3)
+        // An emptied tensor keeps its rank, so it passes the rank checks and reaches the code
+        // that multiplies its other dimensions.
+        let rank = zero && !entry.shape.isEmpty ? entry.shape.count : random.int(0...3)
         var shape = (0..<rank).map { _ in random.pick([0, 1, 2, 3, 4, 8, 16, 24, 32, 64, 128]) }
         if zero, rank > 0 {
             shape = (0..<rank).map { _ in random.pick([0, 1, 64, Int(Int32.max), 1 << 40, Int.max / 2 + 1, Int.max]) }
