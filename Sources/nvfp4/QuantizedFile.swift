@@ -178,7 +178,7 @@ struct QuantizedFile {
         let gather = metadata.rowLayout == .gathered ? try gatherMap(checks, rowCount: codes.shape[0]) : nil
         let problem = try checks.namingTensors(rowsFrom: TensorName.output) {
             try QuantizationProblem(
-                rowCount: codes.shape[0], hiddenSize: codes.shape[1] * 2, elementType: metadata.elementType,
+                rowCount: codes.shape[0], hiddenSize: try hiddenSize(ofCodes: codes, checks), elementType: metadata.elementType,
                 segments: ExpertSegments(inputOffsets: inputOffsets, scaleOffsets: scaleOffsets, rowCount: codes.shape[0]),
                 globalScales: globalScales, scaleLayout: metadata.scaleLayout, blockFormat: metadata.blockFormat,
                 activation: metadata.activation, gather: gather)
@@ -229,10 +229,21 @@ struct QuantizedFile {
         }
         return try checks.namingTensors(rowsFrom: TensorName.output) {
             try MaskedQuantizationProblem(
-                groupCount: groups, maxRowsPerGroup: codes.shape[1], hiddenSize: codes.shape[2] * 2,
+                groupCount: groups, maxRowsPerGroup: codes.shape[1], hiddenSize: try hiddenSize(ofCodes: codes, checks),
                 elementType: metadata.elementType, mask: mask, globalScales: globalScales,
                 blockFormat: metadata.blockFormat, activation: metadata.activation, scaleLayout: metadata.scaleLayout)
         }
+    }
+
+    /// K, twice the last dimension of `output` (K / 2 bytes per row). An empty `output` may
+    /// declare any other dimension, so the product is checked.
+    private static func hiddenSize(ofCodes codes: TensorInfo, _ checks: TensorChecks) throws -> Int {
+        let (hiddenSize, overflow) = codes.shape[codes.shape.count - 1].multipliedReportingOverflow(by: 2)
+        guard !overflow else {
+            throw checks.fail("tensor '\(TensorName.output)' has shape \(codes.shape): K = 2 × \(codes.shape[codes.shape.count - 1])"
+                + " overflows")
+        }
+        return hiddenSize
     }
 
     /// Calls `body` with the mapped codes and scales.

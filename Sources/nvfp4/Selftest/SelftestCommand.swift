@@ -48,6 +48,8 @@ struct SelftestCommand: ParsableCommand {
     @Option(help: .hidden)
     var injectMismatch: Int?
 
+    @OptionGroup(title: "Safetensors file fuzzing") var files: FileFuzzOptions
+
     func validate() throws {
         guard fuzz >= 1 else { throw ValidationError("--fuzz must be at least 1") }
         guard maxReproducers >= 0 else { throw ValidationError("--max-reproducers must not be negative") }
@@ -59,7 +61,7 @@ struct SelftestCommand: ParsableCommand {
     func run() throws {
         var failures = 0
         try runReportingErrors {
-            failures = list ? try listCases() : try runCases()
+            failures = files.fuzzFiles != nil ? try files.run(seed: seed) : list ? try listCases() : try runCases()
         }
         if failures > 0 {
             printError("nvfp4 selftest: \(failures) mismatching case\(failures == 1 ? "" : "s")")
