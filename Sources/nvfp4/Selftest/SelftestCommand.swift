@@ -64,7 +64,8 @@ struct SelftestCommand: ParsableCommand {
             failures = files.fuzzFiles != nil ? try files.run(seed: seed) : list ? try listCases() : try runCases()
         }
         if failures > 0 {
-            printError("nvfp4 selftest: \(failures) mismatching case\(failures == 1 ? "" : "s")")
+            let what = files.fuzzFiles != nil ? "failing input" : "mismatching case"
+            printError("nvfp4 selftest: \(failures) \(what)\(failures == 1 ? "" : "s")")
             throw ExitCode.failure
         }
     }
