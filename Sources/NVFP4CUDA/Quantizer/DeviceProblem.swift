@@ -3,6 +3,10 @@ import NVFP4
 /// A quantization problem on the device: its input, offsets and global scales copied over, and
 /// room for its codes and scales. Owns every buffer; ``arguments`` describes them for
 /// ``CUDAQuantizer/quantize(_:variant:stream:)``.
+///
+/// The copies go through the legacy default stream (`cuMemcpyHtoD`, which may return before a
+/// pageable source has reached the device): synchronize the context before quantizing on a
+/// non-blocking ``CUDAStream``, which does not wait for the legacy stream.
 public struct DeviceProblem: ~Copyable {
     public let problem: QuantizationProblem
     public let input: DeviceBuffer
@@ -72,7 +76,8 @@ public struct DeviceProblem: ~Copyable {
 }
 
 /// A masked-layout problem on the device: input, mask and global scales copied over, and room
-/// for its codes and scales. Owns every buffer.
+/// for its codes and scales. Owns every buffer. The copies go through the legacy default stream,
+/// as for ``DeviceProblem``: synchronize before using a non-blocking stream.
 public struct DeviceMaskedProblem: ~Copyable {
     public let problem: MaskedQuantizationProblem
     public let input: DeviceBuffer
