@@ -79,15 +79,13 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
             throw fail("scaleByteCapacity", "\(scaleByteCapacity) bytes, the layout needs \(scaleByteCount)")
         }
         let needsData = maxRowsPerGroup > 0
-        let addresses: [(String, UInt64, UInt64, Bool)] = [
-            ("input", input, 16, needsData), ("codes", codes, 8, needsData),
-            ("scales", scales, scaleLayout == .swizzled ? 4 : 1, scaleByteCount > 0),
-            ("mask", mask, 4, true), ("globalScales", globalScales, 4, true),
-        ]
-        for (name, address, alignment, required) in addresses {
-            if required && address == 0 { throw fail(name, "is a null device address") }
-            if address % alignment != 0 { throw fail(name, "address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned") }
-        }
+        try DeviceAddressCheck.validate([
+            DeviceAddressCheck("input", input, alignment: 16, required: needsData),
+            DeviceAddressCheck("codes", codes, alignment: 8, required: needsData),
+            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 4 : 1, required: scaleByteCount > 0),
+            DeviceAddressCheck("mask", mask, alignment: 4, required: true),
+            DeviceAddressCheck("globalScales", globalScales, alignment: 4, required: true),
+        ])
     }
 
     /// The kernel's parameter struct (the mask in the input-offset slot; tables always shared).

@@ -86,21 +86,19 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
             rows: [("rowCount", rowCount), ("sourceRowCount", gather?.sourceRowCount ?? 0)], scaleRows: 0,
             hiddenSize: hiddenSize, bytesPerScaleRow: 0)
         let needsData = rowCount > 0
-        let addresses: [(String, UInt64, UInt64, Bool)] = [
-            ("input", input, 16, needsData), ("codes", codes, 8, needsData),
-            ("scales", scales, scaleLayout == .swizzled ? 4 : 1, scaleByteCapacity > 0),
-            ("inputOffsets", inputOffsets, 4, true), ("scaleOffsets", scaleOffsets, 4, true),
-            ("globalScales", globalScales, 4, true),
-            ("permutation", gather?.permutation ?? 0, 4, gather != nil && needsData),
-            ("validationStatus", validationStatus, 4, false),
-        ]
         if let gather, gather.sourceRowCount < 0 {
             throw fail("sourceRowCount", "T = \(gather.sourceRowCount) is negative")
         }
-        for (name, address, alignment, required) in addresses {
-            if required && address == 0 { throw fail(name, "is a null device address") }
-            if address % alignment != 0 { throw fail(name, "address 0x\(String(address, radix: 16)) is not \(alignment)-byte aligned") }
-        }
+        try DeviceAddressCheck.validate([
+            DeviceAddressCheck("input", input, alignment: 16, required: needsData),
+            DeviceAddressCheck("codes", codes, alignment: 8, required: needsData),
+            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 4 : 1, required: scaleByteCapacity > 0),
+            DeviceAddressCheck("inputOffsets", inputOffsets, alignment: 4, required: true),
+            DeviceAddressCheck("scaleOffsets", scaleOffsets, alignment: 4, required: true),
+            DeviceAddressCheck("globalScales", globalScales, alignment: 4, required: true),
+            DeviceAddressCheck("permutation", gather?.permutation ?? 0, alignment: 4, required: gather != nil && needsData),
+            DeviceAddressCheck("validationStatus", validationStatus, alignment: 4, required: false),
+        ])
     }
 
     /// The kernel's parameter struct.

@@ -63,20 +63,11 @@ public struct DeviceRoutingArguments: Hashable, Sendable {
     public func validate() throws {
         try Self.validate(tokenCount: tokenCount, topk: topk, expertCount: expertCount)
         let hasIds = idCount > 0
-        let addresses: [(String, UInt64, Bool)] = [
+        try DeviceAddressCheck.validate([
             ("topkIds", topkIds, hasIds), ("counts", counts, true), ("inputOffsets", inputOffsets, true),
             ("scaleOffsets", scaleOffsets, true), ("permutation", permutation, hasIds),
             ("destinationRows", destinationRows, hasIds),
-        ]
-        for (name, address, required) in addresses {
-            if required && address == 0 {
-                throw NVFP4Error.invalidArgument(argument: name, reason: "is a null device address")
-            }
-            if address % 4 != 0 {
-                throw NVFP4Error.invalidArgument(
-                    argument: name, reason: "address 0x\(String(address, radix: 16)) is not 4-byte aligned")
-            }
-        }
+        ].map { DeviceAddressCheck($0.0, $0.1, alignment: 4, required: $0.2) })
     }
 
     /// Checks the shape: `tokenCount ≥ 0`, `topk ≥ 1`, `1 ≤ expertCount ≤ maxExpertCount`, and
