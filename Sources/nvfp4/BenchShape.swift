@@ -45,12 +45,9 @@ struct BenchShape: ~Copyable {
             try set.scales.fill(byte: 0x5A, stream: stream.handle)
             sets.append(set)
         }
-        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
-        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
-        let globalScales = try DeviceBuffer(context: context, byteCount: experts * 4)
-        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
-        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
-        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let inputOffsets = try DeviceBuffer(context: context, copying: segments.inputOffsets)
+        let scaleOffsets = try DeviceBuffer(context: context, copying: segments.scaleOffsets)
+        let globalScales = try DeviceBuffer(context: context, copying: problem.globalScales)
         try stream.synchronize()
         try quantizer.prepare(elementType: .bfloat16, hiddenSize: hiddenSize)
         self.quantizer = quantizer

@@ -58,9 +58,7 @@ struct FusedBench {
     }
 
     func upload<T: BitwiseCopyable>(_ values: [T]) throws -> BenchBuffer {
-        let buffer = try DeviceBuffer(context: quantizer.context, byteCount: values.count * MemoryLayout<T>.stride)
-        try values.withUnsafeBytes { try buffer.copy(from: $0) }
-        return BenchBuffer(buffer)
+        BenchBuffer(try DeviceBuffer(context: quantizer.context, copying: values))
     }
 
     func fill(_ sets: [BenchBuffer], values: Int) throws {
@@ -95,14 +93,19 @@ struct FusedBench {
                       ratioMeaning: meaning)
     }
 
-    /// Top-k routing of `tokens` tokens over `experts` experts (uniform ids, no −1).
-    func routing(tokens: Int, topk: Int, experts: Int) throws -> RoutingLayout {
+    /// Seeded top-k ids of `tokens` tokens over `experts` experts (uniform, no −1).
+    func topkIds(tokens: Int, topk: Int, experts: Int) -> [Int32] {
         var state: UInt64 = 0x9E37_79B9
-        let ids = (0..<(tokens * topk)).map { _ -> Int32 in
+        return (0..<(tokens * topk)).map { _ -> Int32 in
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Int32((state >> 33) % UInt64(experts))
         }
-        return try RoutingLayout(topkIds: ids, tokenCount: tokens, topk: topk, expertCount: experts)
+    }
+
+    /// The layout of ``topkIds(tokens:topk:experts:)``.
+    func routing(tokens: Int, topk: Int, experts: Int) throws -> RoutingLayout {
+        try RoutingLayout(topkIds: topkIds(tokens: tokens, topk: topk, experts: experts), tokenCount: tokens,
+                          topk: topk, expertCount: experts)
     }
 
     func gatherComparison(tokens: Int, topk: Int, experts: Int, hiddenSize K: Int) throws -> [FusedBenchRow] {
@@ -223,12 +226,8 @@ extension FusedBench {
     func routingLayout(tokens T: Int, topk: Int, experts E: Int) throws -> FusedBenchRow {
         let builder = try CUDARoutingLayoutBuilder(context: quantizer.context)
         try builder.prepare()
-        let layout = try routing(tokens: T, topk: topk, experts: E)
-        var state: UInt64 = 0x9E37_79B9
-        let ids = (0..<(T * topk)).map { _ -> Int32 in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int32((state >> 33) % UInt64(E))
-        }
+        let ids = topkIds(tokens: T, topk: topk, experts: E)
+        let layout = try RoutingLayout(topkIds: ids, tokenCount: T, topk: topk, expertCount: E)
         let device = try builder.layout(topkIds: ids, tokenCount: T, topk: topk, expertCount: E)
         guard device == layout else {
             throw NVFP4Error.invalidArgument(argument: "routing", reason: "MISMATCH: the GPU layout differs from the CPU builder at T=\(T)")

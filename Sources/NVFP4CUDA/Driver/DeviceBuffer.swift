@@ -35,6 +35,14 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
         self.byteCount = byteCount
     }
 
+    /// Allocates `values.count` elements and copies `values` in (waiting for the copy): the
+    /// device twin of a host array, for tables such as offsets and global scales.
+    public init<Element: BitwiseCopyable>(context: CUDAContext, copying values: [Element]) throws {
+        let buffer = try DeviceBuffer(context: context, byteCount: values.count * MemoryLayout<Element>.stride)
+        try values.withUnsafeBytes { try buffer.copy(from: $0) }
+        self = buffer
+    }
+
     /// Frees the memory. Wraps `cuMemFree_v2`; its status is ignored.
     deinit {
         guard address != 0 else { return }

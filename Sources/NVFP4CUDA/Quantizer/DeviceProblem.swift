@@ -39,18 +39,14 @@ public struct DeviceProblem: ~Copyable {
         }
         let segments = problem.segments
         let input = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
-        let inputOffsets = try DeviceBuffer(context: context, byteCount: segments.inputOffsets.count * 4)
-        let scaleOffsets = try DeviceBuffer(context: context, byteCount: segments.scaleOffsets.count * 4)
-        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
         try copyInput(input, problem.inputElementCount * 2)
-        try segments.inputOffsets.withUnsafeBytes { try inputOffsets.copy(from: $0) }
-        try segments.scaleOffsets.withUnsafeBytes { try scaleOffsets.copy(from: $0) }
-        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let inputOffsets = try DeviceBuffer(context: context, copying: segments.inputOffsets)
+        let scaleOffsets = try DeviceBuffer(context: context, copying: segments.scaleOffsets)
+        let globalScales = try DeviceBuffer(context: context, copying: problem.globalScales)
         // At least one entry with a gather, so that its address is never null (no routed rows
         // leaves the permutation empty, and the device API refuses a null permutation).
         let permutation = try DeviceBuffer(
-            context: context, byteCount: problem.gather.map { max(1, $0.permutation.count) * 4 } ?? 0)
-        try problem.gather?.permutation.withUnsafeBytes { try permutation.copy(from: $0) }
+            context: context, copying: problem.gather.map { $0.permutation.isEmpty ? [0] : $0.permutation } ?? [Int32]())
         let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
         let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
         self.problem = problem
@@ -107,10 +103,8 @@ public struct DeviceMaskedProblem: ~Copyable {
         }
         let device = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
         try copyInput(device, problem.inputElementCount * 2)
-        let mask = try DeviceBuffer(context: context, byteCount: problem.mask.count * 4)
-        try problem.mask.withUnsafeBytes { try mask.copy(from: $0) }
-        let globalScales = try DeviceBuffer(context: context, byteCount: problem.globalScales.count * 4)
-        try problem.globalScales.withUnsafeBytes { try globalScales.copy(from: $0) }
+        let mask = try DeviceBuffer(context: context, copying: problem.mask)
+        let globalScales = try DeviceBuffer(context: context, copying: problem.globalScales)
         let codes = try DeviceBuffer(context: context, byteCount: problem.codeByteCount)
         let scales = try DeviceBuffer(context: context, byteCount: problem.scaleByteCount)
         self.problem = problem

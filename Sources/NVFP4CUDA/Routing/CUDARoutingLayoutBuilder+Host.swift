@@ -17,13 +17,12 @@ extension CUDARoutingLayoutBuilder {
         try Self.validate(topkIds: topkIds, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
         let idBytes = topkIds.count * 4
         let tableBytes = (expertCount + 1) * 4
-        let ids = try DeviceBuffer(context: context, byteCount: idBytes)
+        let ids = try DeviceBuffer(context: context, copying: topkIds)
         let counts = try DeviceBuffer(context: context, byteCount: expertCount * 4)
         let inputOffsets = try DeviceBuffer(context: context, byteCount: tableBytes)
         let scaleOffsets = try DeviceBuffer(context: context, byteCount: tableBytes)
         let permutation = try DeviceBuffer(context: context, byteCount: idBytes)
         let destinationRows = try DeviceBuffer(context: context, byteCount: idBytes)
-        try topkIds.withUnsafeBytes { try ids.copy(from: $0) }
         try buildLayout(DeviceRoutingArguments(
             topkIds: ids.address, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule,
             counts: counts.address, inputOffsets: inputOffsets.address, scaleOffsets: scaleOffsets.address,
