@@ -4,54 +4,32 @@ import NVFP4TestSupport
 import Testing
 
 /// The fused variants' cases: every block format × activation × gather, over expert counts that
-/// are not multiples of 4 or 16, both element types and both scale layouts.
+/// are not multiples of 4 or 16, both element types and both scale layouts — drawn from the
+/// shared ``ProblemFactory``.
 enum FusedCases {
     static let formats: [BlockFormat] = [.nvfp4, .nvfp4UE8M0, .mxfp4]
     static let shapes: [(experts: Int, tokens: Int, hiddenSize: Int)] = [
         (1, 1, 32), (3, 5, 64), (36, 50, 96), (60, 300, 2880), (257, 40, 7168),
     ]
 
-    static func globalScales(_ count: Int, _ generator: inout SeededGenerator) -> [Float] {
-        (0..<count).map { _ in
-            Float(sign: .plus, exponent: Int.random(in: -2...10, using: &generator), significand: 1)
-                * Float.random(in: 1..<2, using: &generator)
-        }
-    }
-
-    /// An offsets-layout case: with `gather`, top-4 routing of `tokens` tokens (some ids −1)
-    /// through a `RoutingLayout`; without, skewed counts over `2·tokens` rows. Three extra rows
-    /// past off[E] in both.
+    /// An offsets-layout case: with `gather`, top-4 routing of `tokens` tokens (some ids −1);
+    /// without, skewed counts over `2·tokens` rows and three rows past off[E]. The seed picks the
+    /// element type, the scale layout and (without a gather) the scale-offset rule.
     static func offsets(seed: UInt64, experts E: Int, tokens T: Int, hiddenSize K: Int, format: BlockFormat,
                         activation: Activation, gather: Bool) throws -> ProblemCase {
-        var generator = SeededGenerator(seed: seed)
         let type: ElementType = seed % 2 == 0 ? .bfloat16 : .float16
         let layout: ScaleLayout = seed % 3 == 0 ? .linear : .swizzled
-        let width = activation.inputRowWidth(hiddenSize: K)
-        let segments: ExpertSegments
-        var gatherMap: GatherMap?
-        let inputRows: Int
-        if gather {
-            let topk = 4
-            let ids = (0..<(T * topk)).map { _ in Int32.random(in: -1..<Int32(E), using: &generator) }
-            let routing = try RoutingLayout(topkIds: ids, tokenCount: T, topk: topk, expertCount: E,
-                                            rule: seed % 4 == 0 ? .closedForm : .roundedPrefixSum)
-            segments = routing.segments
-            gatherMap = GatherMap(permutation: routing.permutation, sourceRowCount: T)
-            inputRows = T
-        } else {
-            let counts = ProblemFactory.skewedCounts(rows: 2 * T, experts: E, generator: &generator)
-            segments = try ExpertSegments(rowCounts: counts, rule: seed % 4 == 0 ? .closedForm : .roundedPrefixSum)
-            inputRows = segments.routedRowCount + 3
+        let name = "\(format) \(activation) gather=\(gather) E=\(E) T=\(T) K=\(K) \(type) \(layout)"
+        guard gather else {
+            return try ProblemFactory.make(
+                name: name, seed: seed, experts: E, routedRows: 2 * T, extraRows: 3, hiddenSize: K, type: type,
+                layout: layout, rule: seed % 4 == 0 ? .closedForm : .roundedPrefixSum, specials: true,
+                blockFormat: format, activation: activation)
         }
-        let rows = segments.routedRowCount + 3
-        let problem = try QuantizationProblem(
-            rowCount: rows, hiddenSize: K, elementType: type,
-            segments: try ExpertSegments(inputOffsets: segments.inputOffsets, scaleOffsets: segments.scaleOffsets, rowCount: rows),
-            globalScales: globalScales(E, &generator), scaleLayout: layout, blockFormat: format, activation: activation,
-            gather: gatherMap)
-        let input = ProblemFactory.values(count: inputRows * width, hiddenSize: width, type: type, specials: true, generator: &generator)
-        return ProblemCase(name: "\(format) \(activation) gather=\(gather) E=\(E) T=\(T) K=\(K) \(type) \(layout)",
-                           seed: seed, problem: problem, input: input)
+        let (problem, input) = try ProblemFactory.gatherProblem(
+            tokens: T, topk: 4, experts: E, hiddenSize: K, elementType: type, blockFormat: format, activation: activation,
+            seed: seed, scaleLayout: layout)
+        return ProblemCase(name: name, seed: seed, problem: problem, input: input)
     }
 
     static func allOffsetCases() throws -> [ProblemCase] {
@@ -72,58 +50,30 @@ enum FusedCases {
         return cases
     }
 
-    /// A masked case: `mask` per group (0, past Mmax and full included by the callers); rows past
-    /// the mask hold `garbage`.
+    /// A masked case with the given `mask` (0, past Mmax and full included by the callers); rows
+    /// past the mask hold garbage. The seed picks the element type and the scale layout.
     static func masked(seed: UInt64, maxRows: Int, hiddenSize K: Int, mask: [Int32], format: BlockFormat,
-                       activation: Activation, garbage: UInt16 = 0x7FC1) throws -> (MaskedQuantizationProblem, [UInt16]) {
-        var generator = SeededGenerator(seed: seed)
-        let type: ElementType = seed % 2 == 0 ? .bfloat16 : .float16
-        let problem = try MaskedQuantizationProblem(
-            groupCount: mask.count, maxRowsPerGroup: maxRows, hiddenSize: K, elementType: type, mask: mask,
-            globalScales: globalScales(mask.count, &generator), blockFormat: format, activation: activation,
+                       activation: Activation) throws -> MaskedProblemCase {
+        let (problem, input) = try ProblemFactory.maskedProblem(
+            groups: mask.count, maxRows: maxRows, hiddenSize: K, elementType: seed % 2 == 0 ? .bfloat16 : .float16,
+            mask: mask, blockFormat: format, activation: activation, seed: seed,
             scaleLayout: seed % 3 == 0 ? .linear : .swizzled)
-        let width = activation.inputRowWidth(hiddenSize: K)
-        var input = ProblemFactory.values(count: problem.inputElementCount, hiddenSize: width, type: type, specials: true,
-                                          generator: &generator)
-        for group in 0..<mask.count {
-            for row in problem.validRowCount(ofGroup: group)..<maxRows {
-                let first = (group * maxRows + row) * width
-                for i in first..<(first + width) { input[i] = garbage }
-            }
-        }
-        return (problem, input)
-    }
-}
-
-extension MaskedQuantizationProblem {
-    /// CPU output on buffers poisoned with `poison`.
-    func runCPU(input: [UInt16], poison: UInt8 = 0xA5) throws -> (codes: [UInt8], scales: [UInt8]) {
-        var codes = [UInt8](repeating: poison, count: codeByteCount)
-        var scales = [UInt8](repeating: poison, count: scaleByteCount)
-        try input.withUnsafeBufferPointer { input in
-            try codes.withUnsafeMutableBufferPointer { codes in
-                try scales.withUnsafeMutableBufferPointer { scales in
-                    try CPUQuantizer.quantize(self, input: input, codes: codes, scales: scales)
-                }
-            }
-        }
-        return (codes, scales)
+        return MaskedProblemCase(name: "\(format) \(activation) Mmax=\(maxRows) K=\(K)", seed: seed, problem: problem,
+                                 input: input)
     }
 }
 
 extension DeviceMaskedProblem {
+    init(_ testCase: MaskedProblemCase, context: CUDAContext) throws {
+        try self.init(testCase.problem, input: testCase.input, context: context)
+    }
+
     func poison(stream: CUDAStreamHandle = .legacyDefault) throws {
         try codes.fill(byte: 0xA5, stream: stream)
         try scales.fill(byte: 0x5A, stream: stream)
     }
 
-    func outputs() throws -> (codes: [UInt8], scales: [UInt8]) {
-        var hostCodes = [UInt8](repeating: 0, count: codes.byteCount)
-        var hostScales = [UInt8](repeating: 0, count: scales.byteCount)
-        try hostCodes.withUnsafeMutableBytes { try codes.copy(to: $0) }
-        try hostScales.withUnsafeMutableBytes { try scales.copy(to: $0) }
-        return (hostCodes, hostScales)
-    }
+    func outputs() throws -> (codes: [UInt8], scales: [UInt8]) { (try codes.hostBytes(), try scales.hostBytes()) }
 }
 
 /// The first index where two byte arrays differ, as text (nil when equal).
@@ -161,17 +111,20 @@ struct FusedGPUTests {
                 for (maxRows, K, mask) in [(5, 32, [Int32(0), 5, 9, 2]), (200, 2880, [1, 0, 200, 129, 1000, 16, 3]),
                                            (1024, 7168, (0..<32).map { Int32(($0 * 7) % 17) })] {
                     seed += 1
+                    let testCase = try FusedCases.masked(seed: seed, maxRows: maxRows, hiddenSize: K, mask: mask,
+                                                         format: format, activation: activation)
+                    let problem = testCase.problem
+                    let otherGarbage = ProblemFactory.fillingRowsPastMask(testCase.input, of: problem, seed: seed &+ 2)
                     var outputs: [(codes: [UInt8], scales: [UInt8])] = []
-                    for garbage: UInt16 in [0x7FC1, 0xFBFF] {
-                        let (problem, input) = try FusedCases.masked(seed: seed, maxRows: maxRows, hiddenSize: K, mask: mask,
-                                                                     format: format, activation: activation, garbage: garbage)
-                        let expected = try problem.runCPU(input: input)
+                    for (garbage, input) in [(1, testCase.input), (2, otherGarbage)] {
+                        let expected = try MaskedProblemCase(name: testCase.name, seed: seed, problem: problem, input: input)
+                            .runCPU(.fast)
                         let device = try DeviceMaskedProblem(problem, input: input, context: context)
                         try device.poison()
                         try quantizer.quantize(device.arguments)
                         try context.synchronize()
                         let actual = try device.outputs()
-                        let label = "\(format) \(activation) Mmax=\(maxRows) K=\(K) garbage=\(garbage)"
+                        let label = "\(testCase) garbage \(garbage)"
                         #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(label): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
                         #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(label): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
                         let rowBytes = K / 2
@@ -193,9 +146,10 @@ struct FusedGPUTests {
     func maskedGraphReplay() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context)
-        let (problem, input) = try FusedCases.masked(seed: 77, maxRows: 300, hiddenSize: 2048, mask: [300, 0, 17, 250],
-                                                     format: .nvfp4, activation: .siluMul)
-        let device = try DeviceMaskedProblem(problem, input: input, context: context)
+        let testCase = try FusedCases.masked(seed: 77, maxRows: 300, hiddenSize: 2048, mask: [300, 0, 17, 250],
+                                             format: .nvfp4, activation: .siluMul)
+        let problem = testCase.problem
+        let device = try DeviceMaskedProblem(testCase, context: context)
         let stream = try CUDAStream(context: context)
         try quantizer.prepare(elementType: problem.elementType, hiddenSize: 2048, scaleLayout: problem.scaleLayout,
                               activation: .siluMul, rowMap: .masked)
@@ -210,7 +164,7 @@ struct FusedGPUTests {
             try device.poison(stream: stream.handle)
             try executable.launch(on: stream.handle)
             try stream.synchronize()
-            let expected = try replayed.runCPU(input: input)
+            let expected = try MaskedProblemCase(name: "replay", seed: 77, problem: replayed, input: testCase.input).runCPU(.fast)
             let actual = try device.outputs()
             #expect(actual.codes == expected.codes && actual.scales == expected.scales, "replay with mask \(mask)")
         }
@@ -253,12 +207,9 @@ struct FusedGPUTests {
             plain.gather = nil
             try quantizer.quantize(plain)
             try context.synchronize()
-            var unfusedCodes = [UInt8](repeating: 0, count: problem.codeByteCount)
-            var unfusedScales = [UInt8](repeating: 0, count: problem.scaleByteCount)
-            try unfusedCodes.withUnsafeMutableBytes { try codes.copy(to: $0) }
-            try unfusedScales.withUnsafeMutableBytes { try scales.copy(to: $0) }
             let actual = try device.outputs()
-            #expect(actual.codes == unfusedCodes && actual.scales == unfusedScales, "\(activation) gather=\(gather)")
+            let unfused = (codes: try codes.hostBytes(), scales: try scales.hostBytes())
+            #expect(actual.codes == unfused.codes && actual.scales == unfused.scales, "\(activation) gather=\(gather)")
         }
     }
 

@@ -82,3 +82,12 @@ struct AddScalarParameters: BitwiseCopyable {
     var count: UInt32
     var addend: Float
 }
+
+extension DeviceBuffer {
+    /// The whole buffer copied to the host (a synchronous read).
+    func hostBytes() throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: byteCount)
+        try bytes.withUnsafeMutableBytes { try copy(to: $0) }
+        return bytes
+    }
+}

@@ -15,13 +15,7 @@ extension DeviceProblem {
         try scales.fill(byte: scalePoison, stream: stream)
     }
 
-    func outputs() throws -> (codes: [UInt8], scales: [UInt8]) {
-        var hostCodes = [UInt8](repeating: 0, count: codes.byteCount)
-        var hostScales = [UInt8](repeating: 0, count: scales.byteCount)
-        try hostCodes.withUnsafeMutableBytes { try codes.copy(to: $0) }
-        try hostScales.withUnsafeMutableBytes { try scales.copy(to: $0) }
-        return (hostCodes, hostScales)
-    }
+    func outputs() throws -> (codes: [UInt8], scales: [UInt8]) { (try codes.hostBytes(), try scales.hostBytes()) }
 }
 
 /// The GPU shape set on top of the CPU catalog: E ∈ {36, 60, 257}, M ∈ {1, 7, 64, 1000, 32768},
