@@ -97,6 +97,24 @@ struct DriverGPUTests {
         }
     }
 
+    @Test("a download from an offset reads exactly that range; ranges past the end are typed errors")
+    func offsetDownload() throws {
+        let context = try requireGPUOrSkip()
+        let input: [UInt8] = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        let buffer = try DeviceBuffer(context: context, byteCount: input.count)
+        try input.withUnsafeBytes { try buffer.copy(from: $0) }
+        var slice = [UInt8](repeating: 0xEE, count: 300)
+        try slice.withUnsafeMutableBytes { try buffer.copy(to: $0, fromByteOffset: 700) }
+        #expect(slice == Array(input[700..<1000]))
+        for (count, offset, argument) in [(301, 700, "destination"), (1, 1000, "destination"), (1, 1001, "byteOffset"),
+                                          (1, -1, "byteOffset")] {
+            var untouched = [UInt8](repeating: 0xEE, count: count)
+            let named = thrownArgument { try untouched.withUnsafeMutableBytes { try buffer.copy(to: $0, fromByteOffset: offset) } }
+            #expect(named == argument, "\(count) bytes from \(offset)")
+            #expect(untouched.allSatisfy { $0 == 0xEE })
+        }
+    }
+
     @Test("a missing kernel name is CUDA_ERROR_NOT_FOUND")
     func missingKernel() throws {
         let context = try requireGPUOrSkip()

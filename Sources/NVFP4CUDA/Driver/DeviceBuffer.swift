@@ -60,10 +60,23 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
     /// Copies the start of the buffer into `destination` (all of it) and waits for the copy.
     /// Wraps `cuMemcpyDtoH_v2`.
     public func copy(to destination: UnsafeMutableRawBufferPointer) throws {
-        guard try prepare(byteCount: destination.count, argument: "destination"),
+        try copy(to: destination, fromByteOffset: 0)
+    }
+
+    /// Copies `destination.count` bytes starting `byteOffset` bytes into the buffer into
+    /// `destination` and waits for the copy. Wraps `cuMemcpyDtoH_v2`.
+    public func copy(to destination: UnsafeMutableRawBufferPointer, fromByteOffset byteOffset: Int) throws {
+        guard byteOffset >= 0, byteOffset <= byteCount else {
+            throw NVFP4Error.invalidArgument(
+                argument: "byteOffset", reason: "\(byteOffset) is outside a device buffer of \(byteCount) bytes"
+            )
+        }
+        guard try prepare(byteCount: destination.count, argument: "destination", available: byteCount - byteOffset),
               let base = destination.baseAddress
         else { return }
-        try context.driver.check(context.driver.cuMemcpyDtoH(base, address, destination.count), "cuMemcpyDtoH_v2")
+        try context.driver.check(
+            context.driver.cuMemcpyDtoH(base, address + UInt64(byteOffset), destination.count), "cuMemcpyDtoH_v2"
+        )
     }
 
     /// Enqueues a copy of `source` into the start of the buffer on `stream`.
@@ -125,10 +138,12 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
     /// Checks that `count` bytes fit in the buffer and makes the context current.
     ///
     /// - Returns: `false` when there is nothing to do (zero bytes).
-    private func prepare(byteCount count: Int, argument: String) throws -> Bool {
-        guard count >= 0, count <= byteCount else {
+    private func prepare(byteCount count: Int, argument: String, available: Int? = nil) throws -> Bool {
+        let available = available ?? byteCount
+        guard count >= 0, count <= available else {
             throw NVFP4Error.invalidArgument(
-                argument: argument, reason: "\(count) bytes do not fit in a device buffer of \(byteCount) bytes"
+                argument: argument,
+                reason: "\(count) bytes do not fit in the \(available) bytes of a device buffer of \(byteCount) bytes"
             )
         }
         guard count > 0 else { return false }

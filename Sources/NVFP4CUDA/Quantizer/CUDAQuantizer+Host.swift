@@ -13,10 +13,9 @@ extension CUDAQuantizer {
         let device = try DeviceProblem(problem, input: input, context: context)
         try quantize(device.arguments, variant: variant)
         try context.synchronize()
+        // Only the routed rows come back: the rest of the device buffer was never written.
         let routedCodeBytes = problem.segments.routedRowCount * problem.hiddenSize / 2
-        var routed = [UInt8](repeating: 0, count: problem.codeByteCount)
-        try routed.withUnsafeMutableBytes { try device.codes.copy(to: $0) }
-        for i in 0..<routedCodeBytes { codes[i] = routed[i] }
+        try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(codes)[..<routedCodeBytes]))
         try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
     }
 
@@ -30,12 +29,14 @@ extension CUDAQuantizer {
         let device = try DeviceMaskedProblem(problem, input: input, context: context)
         try quantize(device.arguments)
         try context.synchronize()
-        var written = [UInt8](repeating: 0, count: problem.codeByteCount)
-        try written.withUnsafeMutableBytes { try device.codes.copy(to: $0) }
+        // Only each group's valid rows come back: the rest of the device buffer was never written.
         let rowBytes = problem.hiddenSize / 2
+        let allCodes = UnsafeMutableRawBufferPointer(codes)
         for group in 0..<problem.groupCount {
             let first = group * problem.maxRowsPerGroup * rowBytes
-            for i in first..<(first + problem.validRowCount(ofGroup: group) * rowBytes) { codes[i] = written[i] }
+            let valid = problem.validRowCount(ofGroup: group) * rowBytes
+            guard valid > 0 else { continue }
+            try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: allCodes[first..<(first + valid)]), fromByteOffset: first)
         }
         try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
     }
