@@ -1,6 +1,5 @@
 import Crypto
 import NVFP4
-import Synchronization
 
 /// What to compile: one self-contained CUDA source for one architecture.
 public struct KernelRequest: Hashable, Sendable {
@@ -72,11 +71,11 @@ public final class KernelCache: Sendable {
 
     private let compiler: Compiler
     private let compilerVersion: @Sendable () throws -> (major: Int, minor: Int)
-    private let slots = Mutex<[String: Slot]>([:])
+    private let slots = Locked<[String: Slot]>([:])
 
     /// One key's entry; its mutex is held while the key's image is looked up or compiled.
     private final class Slot: Sendable {
-        let entry = Mutex<(image: [UInt8], log: String)?>(nil)
+        let entry = Locked<(image: [UInt8], log: String)?>(nil)
     }
 
     /// Creates a cache.

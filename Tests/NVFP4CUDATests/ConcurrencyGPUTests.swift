@@ -3,12 +3,11 @@ import FoundationEssentials
 import NVFP4
 @testable import NVFP4CUDA
 import NVFP4TestSupport
-import Synchronization
 import Testing
 
 /// Counts real NVRTC compilations per request, for a ``KernelCache`` under concurrent use.
 final class CompilationLog: Sendable {
-    let counts = Mutex<[KernelRequest: Int]>([:])
+    let counts = Locked<[KernelRequest: Int]>([:])
 
     func count(_ request: KernelRequest) -> Int { counts.withLock { $0[request] ?? 0 } }
     var total: Int { counts.withLock { $0.values.reduce(0, +) } }
@@ -58,8 +57,8 @@ struct ConcurrencyGPUTests {
         let cases = try concurrentGPUCases()
         #expect(cases.count == 8)
         let expected = try cases.map { try $0.runCPU(.fast, poison: 0xA5) }
-        let failures = Mutex<[String]>([])
-        let completed = Mutex(0)
+        let failures = Locked<[String]>([])
+        let completed = Locked(0)
         let rounds = 3
         DispatchQueue.concurrentPerform(iterations: cases.count) { i in
             let testCase = cases[i]
@@ -139,8 +138,8 @@ struct ConcurrencyGPUTests {
     /// Thread t requests key t % n, then key (t + 1) % n, all threads at once; returns, per
     /// thread, the images it got by key index.
     static func requestConcurrently(_ cache: KernelCache, requests: [KernelRequest], threads: Int) throws -> [[Int: CompiledKernel]] {
-        let results = Mutex<[Int: [Int: CompiledKernel]]>([:])
-        let failures = Mutex<[String]>([])
+        let results = Locked<[Int: [Int: CompiledKernel]]>([:])
+        let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             var got: [Int: CompiledKernel] = [:]
             for k in [t % requests.count, (t + 1) % requests.count] {

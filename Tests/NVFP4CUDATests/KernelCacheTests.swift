@@ -4,12 +4,11 @@ import Glibc
 #endif
 import NVFP4
 @testable import NVFP4CUDA
-import Synchronization
 import Testing
 
 /// Counts calls to a fake compiler; the fake's image is derived from the request.
 final class CountingCompiler: Sendable {
-    let count = Mutex(0)
+    let count = Locked(0)
     let delayMicroseconds: UInt32
 
     init(delayMicroseconds: UInt32 = 0) {
@@ -231,7 +230,7 @@ struct KernelCacheTests {
 
     @Test("a failed compilation is not cached")
     func failuresAreNotCached() throws {
-        let attempts = Mutex(0)
+        let attempts = Locked(0)
         let cache = KernelCache(diskDirectory: nil, compilerVersion: { Self.version }) { request in
             let attempt = attempts.withLock { count in
                 count += 1

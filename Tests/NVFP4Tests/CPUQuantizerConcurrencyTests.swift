@@ -1,7 +1,6 @@
 import Dispatch
 import NVFP4
 import NVFP4TestSupport
-import Synchronization
 import Testing
 
 /// One problem of either layout with its input, runnable on the fast CPU path.
@@ -41,7 +40,7 @@ struct CPUQuantizerConcurrencyTests {
         #expect(cases.count == 8)
         let sequential = try cases.map { try $0.run() }
         for round in 0..<3 {
-            let results = Mutex<[Int: Result<[[UInt8]], any Error>]>([:])
+            let results = Locked<[Int: Result<[[UInt8]], any Error>]>([:])
             DispatchQueue.concurrentPerform(iterations: cases.count) { i in
                 let result = Result { () throws -> [[UInt8]] in
                     let output = try cases[i].run()
@@ -69,8 +68,8 @@ struct CPUQuantizerConcurrencyTests {
         let testCase = try ProblemFactory.make(name: "shared", seed: 9, experts: 16, routedRows: 400, extraRows: 2,
                                                hiddenSize: 160, specials: true)
         let expected = try testCase.runCPU(.reference)
-        let results = Mutex<[Int: (codes: [UInt8], scales: [UInt8])]>([:])
-        let failures = Mutex<[String]>([])
+        let results = Locked<[Int: (codes: [UInt8], scales: [UInt8])]>([:])
+        let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             do {
                 let output = try testCase.runCPU(.fast)

@@ -1,5 +1,4 @@
 import NVFP4
-import Synchronization
 
 /// The GPU expert quantizer for one device: compiles (or loads from the cache) one kernel module
 /// per element type, hidden size and scale layout, and launches it on a caller's stream.
@@ -11,7 +10,7 @@ public final class CUDAQuantizer: Sendable {
     public let target: KernelTarget
     public let multiprocessorCount: Int
     let cache: KernelCache
-    private let loaded = Mutex<[KernelSpecialization: LoadedKernels]>([:])
+    private let loaded = Locked<[KernelSpecialization: LoadedKernels]>([:])
 
     /// A quantizer for `context`'s device; throws ``NVFP4Error/unsupportedArchitecture(major:minor:)``
     /// for a device without a kernel target.

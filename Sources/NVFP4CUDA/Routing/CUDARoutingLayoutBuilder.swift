@@ -1,5 +1,4 @@
 import NVFP4
-import Synchronization
 
 /// Builds the expert-grouped layout of a routed batch on the GPU: the device twin of the CPU
 /// ``RoutingLayout``, value for value (counts, input offsets, scale offsets by either rule, the
@@ -14,7 +13,7 @@ public final class CUDARoutingLayoutBuilder: Sendable {
     public let context: CUDAContext
     public let target: KernelTarget
     let cache: KernelCache
-    private let loaded = Mutex<LoadedRoutingKernel?>(nil)
+    private let loaded = Locked<LoadedRoutingKernel?>(nil)
 
     /// A builder for `context`'s device; throws ``NVFP4Error/unsupportedArchitecture(major:minor:)``
     /// for a device without a kernel target.
