@@ -188,6 +188,65 @@ struct SIMDStepTests {
         #expect(SIMDBlock.encodeBlockScale(448) == 0x7E)
     }
 
+    @Test("block lanes load every float16 and bfloat16 bit pattern exactly, even elements apart from odd ones")
+    func blockLanesLoad() {
+        for type in [ElementType.float16, .bfloat16] {
+            var firstMismatch: String?
+            for first in stride(from: 0, to: 0x10000, by: 16) {
+                let bits = (0..<16).map { UInt16(first + $0) }
+                let lanes = bits.withUnsafeBytes { BlockLanes(loading: $0.baseAddress!, type: type) }
+                for i in 0..<16 {
+                    let expected = type.float(fromBits: bits[i])
+                    let actual = i % 2 == 0 ? lanes.even[i / 2] : lanes.odd[i / 2]
+                    let same = expected.isNaN ? actual.isNaN && actual.sign == expected.sign
+                                              : actual.bitPattern == expected.bitPattern
+                    if !same && firstMismatch == nil { firstMismatch = "\(type) 0x\(String(bits[i], radix: 16)): \(actual) vs \(expected)" }
+                }
+            }
+            #expect(firstMismatch == nil, "\(firstMismatch ?? "")")
+        }
+    }
+
+    @Test("the four-lane scale steps equal the scalar ones: encoding (every 61st non-negative pattern), decoding (every code), output scales")
+    func fourLaneScaleSteps() {
+        var firstMismatch: String?
+        var bits: UInt32 = 0
+        while bits <= 0x7F80_0000 && firstMismatch == nil {
+            let lanes = SIMD4<UInt32>(bits, bits &+ 61, bits &+ 122, bits &+ 183).replacing(
+                with: 0x7F80_0000, where: SIMD4<UInt32>(bits, bits &+ 61, bits &+ 122, bits &+ 183) .> 0x7F80_0000)
+            let x = unsafeBitCast(lanes, to: SIMD4<Float>.self)
+            let codes = SIMDBlock.encodeBlockScales(x)
+            for i in 0..<4 where codes[i] != Int32(E4M3.code(rounding: x[i])) {
+                firstMismatch = "encode \(x[i]): \(codes[i]) vs \(E4M3.code(rounding: x[i]))"
+            }
+            bits &+= 4 * 61
+        }
+        #expect(firstMismatch == nil, "\(firstMismatch ?? "")")
+        for first in stride(from: 0, through: 0x7C, by: 4) {
+            let codes = SIMD4<Int32>(Int32(first), Int32(first + 1), Int32(first + 2), Int32(min(first + 3, 0x7E)))
+            let decoded = SIMDBlock.decodeBlockScales(codes)
+            for i in 0..<4 {
+                #expect(decoded[i].bitPattern == E4M3.decodeTable[Int(codes[i])].bitPattern, "decode \(codes[i])")
+            }
+        }
+        var generator = SeededGenerator(seed: 9)
+        for round in 0..<5_000 {
+            let gs: Float = [1, 0x1p-20, 3.7e4, 448 * 6 / 2.5, Float.random(in: 0x1p-30...0x1p30, using: &generator)][round % 5]
+            var absMax = SIMD4<Float>()
+            for i in 0..<4 {
+                absMax[i] = [Float(0), .infinity, Float.random(in: 0...8, using: &generator),
+                             Float(bitPattern: UInt32.random(in: 0...0x7F80_0000, using: &generator))][(round + i) % 4]
+            }
+            let (bytes, outScales) = SIMDBlock.blockScales(absMax: absMax, globalScale: gs, reciprocalGlobalScale: 1 / gs)
+            for i in 0..<4 {
+                let byte = SIMDBlock.encodeBlockScale(QuantizationSteps.blockScale(absMax: absMax[i], globalScale: gs))
+                let outScale = QuantizationSteps.outputScale(decodedScale: E4M3.decodeTable[Int(byte)], globalScale: gs)
+                #expect(bytes[i] == Int32(byte) && outScales[i].bitPattern == outScale.bitPattern,
+                        "amax \(absMax[i]) gs \(gs): \(bytes[i]) \(outScales[i]) vs \(byte) \(outScale)")
+            }
+        }
+    }
+
     @Test("the packed E2M1 codes equal E2M1.code lane by lane, specials included")
     func packedCodes() {
         var generator = SeededGenerator(seed: 5)
@@ -200,7 +259,7 @@ struct SIMDStepTests {
                     ? specials[Int.random(in: 0..<specials.count, using: &generator)]
                     : Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator) & 0xC0FF_FFFF)
             }
-            let packed = SIMDBlock.packedCodes(lanes)
+            let packed = SIMDBlock.packedCodes(BlockLanes(lanes))
             for i in 0..<16 {
                 #expect(UInt8((packed >> (4 * UInt64(i))) & 0xF) == E2M1.code(rounding: lanes[i]), "lane \(i) = \(lanes[i])")
             }
@@ -212,9 +271,9 @@ struct SIMDStepTests {
         var lanes = SIMD16<Float>(repeating: -0.5)
         lanes[3] = .nan
         lanes[7] = -3
-        #expect(SIMDBlock.blockAbsMax(lanes) == 3)
+        #expect(SIMDBlock.blockAbsMax(BlockLanes(lanes)) == 3)
         lanes[9] = -.infinity
-        #expect(SIMDBlock.blockAbsMax(lanes) == .infinity)
-        #expect(SIMDBlock.blockAbsMax(SIMD16<Float>(repeating: .nan)) == 0)
+        #expect(SIMDBlock.blockAbsMax(BlockLanes(lanes)) == .infinity)
+        #expect(SIMDBlock.blockAbsMax(BlockLanes(SIMD16<Float>(repeating: .nan))) == 0)
     }
 }

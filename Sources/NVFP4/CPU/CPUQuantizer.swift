@@ -1,7 +1,7 @@
 import Dispatch
 
-/// The fast CPU quantizer: 16-lane SIMD per block, all cores, byte-identical to
-/// ``ReferenceQuantizer``.
+/// The fast CPU quantizer: SIMD over each block's 16 lanes (``SIMDBlock``), all cores,
+/// byte-identical to ``ReferenceQuantizer``.
 ///
 /// Work is split into chunks of scale rows that the cores take in turn; a chunk finds its first
 /// group (expert, or masked group) by binary search and then carries it forward row by row, so
@@ -106,21 +106,42 @@ private struct RowJob: @unchecked Sendable {
         }
     }
 
+    /// The plain steps, four blocks at a time (their scale steps share vector operations, their
+    /// four scale bytes are adjacent in both layouts); a tail of fewer than four goes block by block.
     @inline(__always)
     func quantizePlainRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
                           scales: ScaleRowWriter, globalScale gs: Float) {
         let type = plan.elementType
-        for kb in 0..<(plan.hiddenSize / 16) {
-            let bits = rowInput.loadUnaligned(fromByteOffset: kb * 32, as: SIMD16<UInt16>.self)
-            let block = SIMDBlock.floats(bits, type: type)
-            let amax = SIMDBlock.blockAbsMax(block)
-            let sf = QuantizationSteps.blockScale(absMax: amax, globalScale: gs)
+        let blockCount = plan.hiddenSize / 16
+        let reciprocalGlobalScale = 1 / gs
+        var kb = 0
+        while kb + 4 <= blockCount {
+            let b0 = BlockLanes(loading: rowInput + kb * 32, type: type)
+            let b1 = BlockLanes(loading: rowInput + kb * 32 + 32, type: type)
+            let b2 = BlockLanes(loading: rowInput + kb * 32 + 64, type: type)
+            let b3 = BlockLanes(loading: rowInput + kb * 32 + 96, type: type)
+            let absMax = SIMD4(SIMDBlock.blockAbsMax(b0), SIMDBlock.blockAbsMax(b1),
+                               SIMDBlock.blockAbsMax(b2), SIMDBlock.blockAbsMax(b3))
+            let (bytes, outScales) = SIMDBlock.blockScales(
+                absMax: absMax, globalScale: gs, reciprocalGlobalScale: reciprocalGlobalScale)
+            scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: kb)
+            let codes = rowCodes + kb * 8
+            codes.storeBytes(of: SIMDBlock.packedCodes(b0 * outScales[0]).littleEndian, as: UInt64.self)
+            codes.storeBytes(of: SIMDBlock.packedCodes(b1 * outScales[1]).littleEndian, toByteOffset: 8, as: UInt64.self)
+            codes.storeBytes(of: SIMDBlock.packedCodes(b2 * outScales[2]).littleEndian, toByteOffset: 16, as: UInt64.self)
+            codes.storeBytes(of: SIMDBlock.packedCodes(b3 * outScales[3]).littleEndian, toByteOffset: 24, as: UInt64.self)
+            kb += 4
+        }
+        while kb < blockCount {
+            let block = BlockLanes(loading: rowInput + kb * 32, type: type)
+            let sf = QuantizationSteps.blockScale(absMax: SIMDBlock.blockAbsMax(block), globalScale: gs)
             let sfByte = SIMDBlock.encodeBlockScale(sf)
             scales.write(sfByte, block: kb)
             let outScale = QuantizationSteps.outputScale(
                 decodedScale: E4M3.decodeTable[Int(sfByte)], globalScale: gs)
-            let packed = SIMDBlock.packedCodes(block * outScale)
-            rowCodes.storeBytes(of: packed.littleEndian, toByteOffset: kb * 8, as: UInt64.self)
+            rowCodes.storeBytes(of: SIMDBlock.packedCodes(block * outScale).littleEndian,
+                                toByteOffset: kb * 8, as: UInt64.self)
+            kb += 1
         }
     }
 
@@ -132,7 +153,7 @@ private struct RowJob: @unchecked Sendable {
         for kb in 0..<(plan.hiddenSize / B) {
             let first = activatedValues(rowInput, column: kb * B)
             var amax = SIMDBlock.blockAbsMax(first)
-            var second = SIMD16<Float>()
+            var second = first
             if B == 32 {
                 second = activatedValues(rowInput, column: kb * B + 16)
                 amax = max(amax, SIMDBlock.blockAbsMax(second))
@@ -153,15 +174,16 @@ private struct RowJob: @unchecked Sendable {
 
     /// Step 0 on 16 lanes: the values of output columns `column ..< column + 16`.
     @inline(__always)
-    func activatedValues(_ rowInput: UnsafeRawPointer, column: Int) -> SIMD16<Float> {
+    func activatedValues(_ rowInput: UnsafeRawPointer, column: Int) -> BlockLanes {
         let type = plan.elementType
-        let x = SIMDBlock.floats(
-            rowInput.loadUnaligned(fromByteOffset: column * 2, as: SIMD16<UInt16>.self), type: type)
+        let x = BlockLanes(loading: rowInput + column * 2, type: type)
         guard plan.activation == .siluMul else { return x }
-        let up = SIMDBlock.floats(
-            rowInput.loadUnaligned(fromByteOffset: (plan.hiddenSize + column) * 2, as: SIMD16<UInt16>.self), type: type)
-        var values = SIMD16<Float>()
-        for i in 0..<16 { values[i] = QuantizationSteps.activate(gate: x[i], up: up[i], elementType: type) }
+        let up = BlockLanes(loading: rowInput + (plan.hiddenSize + column) * 2, type: type)
+        var values = x
+        for i in 0..<8 {
+            values.even[i] = QuantizationSteps.activate(gate: x.even[i], up: up.even[i], elementType: type)
+            values.odd[i] = QuantizationSteps.activate(gate: x.odd[i], up: up.odd[i], elementType: type)
+        }
         return values
     }
 }
@@ -181,6 +203,12 @@ private struct ScaleRowWriter {
         row[geometry.blockOffset(kb)] = byte
     }
 
+    /// The bytes of blocks `kb ..< kb + 4`, `kb` a multiple of 4: adjacent in both layouts.
+    @inline(__always)
+    func write(fourBytes bytes: SIMD4<UInt8>, firstBlock kb: Int) {
+        UnsafeMutableRawPointer(row + geometry.blockOffset(kb)).storeBytes(of: bytes, as: SIMD4<UInt8>.self)
+    }
+
     func zeroBlocks() {
         for kb in 0..<geometry.blocksPerRow { write(0, block: kb) }
     }
@@ -188,91 +216,5 @@ private struct ScaleRowWriter {
     func zeroPaddingColumns() {
         guard geometry.layout == .swizzled else { return }
         for kb in geometry.blocksPerRow..<(geometry.kTiles * 4) { write(0, block: kb) }
-    }
-}
-
-/// The spec steps on 16 lanes at once, written with plain lane arithmetic (no masks, no
-/// generic helpers) so that the optimizer keeps every step in vector registers.
-enum SIMDBlock {
-    /// float16 → Float for every bit pattern (256 KiB), so no lane needs a software conversion.
-    static let float16Table: [Float] = (0...0xFFFF).map { Float(Float16(bitPattern: UInt16($0))) }
-
-    @inline(__always)
-    static func floats(_ bits: SIMD16<UInt16>, type: ElementType) -> SIMD16<Float> {
-        switch type {
-        case .bfloat16:
-            return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD16<Float>.self)
-        case .float16:
-            return float16Table.withUnsafeBufferPointer { table in
-                var result = SIMD16<Float>()
-                for i in 0..<16 { result[i] = table[Int(bits[i])] }
-                return result
-            }
-        }
-    }
-
-    /// Lane-wise maximum of non-negative lanes.
-    @inline(__always)
-    static func lanesMax(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
-        let d = a &- b
-        return b &+ (d & ~(d &>> 31))
-    }
-
-    /// Lane-wise minimum of lanes in [0, 2^30).
-    @inline(__always)
-    static func lanesMin(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
-        let d = a &- b
-        return b &+ (d & (d &>> 31))
-    }
-
-    /// Step 1 on the bit patterns: for non-negative floats the integer order is the float
-    /// order, and NaN magnitudes (above 0x7F800000) are zeroed first.
-    @inline(__always)
-    static func blockAbsMax(_ block: SIMD16<Float>) -> Float {
-        let magnitudes = unsafeBitCast(block, to: SIMD16<Int32>.self) & 0x7FFF_FFFF
-        let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- magnitudes) &>> 31  // all ones where NaN
-        let lanes = magnitudes & ~nan
-        let eight = lanesMax(lanes.lowHalf, lanes.highHalf)
-        let four = eight.lowHalf.replacing(with: eight.highHalf, where: eight.highHalf .> eight.lowHalf)
-        return Float(bitPattern: UInt32(bitPattern: max(max(four[0], four[1]), max(four[2], four[3]))))
-    }
-
-    /// Step 3 for the scales this path produces (non-negative, not NaN): nearest-even by integer
-    /// rounding of the mantissa at bit 20, saturated to 448. Equal to ``E4M3/code(rounding:)`` on
-    /// that domain (tested over a sweep of bit patterns).
-    @inline(__always)
-    static func encodeBlockScale(_ scale: Float) -> UInt8 {
-        if !(scale < 448) { return 0x7E }
-        if scale < 0x1p-6 { return UInt8((scale * 512).rounded(.toNearestOrEven)) }
-        let bits = scale.bitPattern
-        let rounded = bits &+ 0x7FFFF &+ ((bits >> 20) & 1)
-        return UInt8(truncatingIfNeeded: min((rounded >> 20) &- ((127 - 7) << 3), 0x7E))
-    }
-
-    /// Step 5 on 16 lanes, packed: the E2M1 codes of the scaled values, element i in bits 4i…4i+3.
-    ///
-    /// The same construction as the GPU's software path: for each grid spacing q ∈ {0.5, 1, 2}
-    /// the FP32 adder rounds |y| to a multiple of q when q·2^23 is added, and the code is
-    /// min(n₀.₅, n₁ + 2, n₂ + 4, 7); the sign comes from y (none for NaN).
-    @inline(__always)
-    static func packedCodes(_ scaled: SIMD16<Float>) -> UInt64 {
-        let bits = unsafeBitCast(scaled, to: SIMD16<Int32>.self)
-        let magnitudeBits = bits & 0x7FFF_FFFF
-        let magnitude = unsafeBitCast(magnitudeBits, to: SIMD16<Float>.self)
-        let half = unsafeBitCast(magnitude + 0x1p22, to: SIMD16<Int32>.self) &- 0x4A80_0000
-        let one = unsafeBitCast(magnitude + 0x1p23, to: SIMD16<Int32>.self) &- (0x4B00_0000 - 2)
-        let two = unsafeBitCast(magnitude + 0x1p24, to: SIMD16<Int32>.self) &- (0x4B80_0000 - 4)
-        let code = lanesMin(lanesMin(half, one), lanesMin(two, SIMD16<Int32>(repeating: 7)))
-        let nan = (SIMD16<Int32>(repeating: 0x7F80_0000) &- magnitudeBits) &>> 31
-        let nibbles = code | ((bits &>> 28) & 8 & ~nan)
-        // Nibble i to bit 4·(i mod 8) (the lanes do not overlap), then OR each half's lanes.
-        let placed = nibbles &* SIMD16<Int32>(
-            1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28,
-            1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28)
-        let low = placed.lowHalf.lowHalf | placed.lowHalf.highHalf
-        let high = placed.highHalf.lowHalf | placed.highHalf.highHalf
-        let lowWord = UInt32(bitPattern: low[0] | low[1] | low[2] | low[3])
-        let highWord = UInt32(bitPattern: high[0] | high[1] | high[2] | high[3])
-        return UInt64(lowWord) | UInt64(highWord) << 32
     }
 }

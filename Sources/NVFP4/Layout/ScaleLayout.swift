@@ -59,10 +59,10 @@ public struct ScaleGeometry: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The part of a byte offset that depends on the block only: `(kb / 4)·512 + kb % 4`
-    /// swizzled, `kb` linear.
+    /// swizzled, `kb` linear (`kb ≥ 0`; written with shifts, which need no signed-division fix-ups).
     @inlinable @inline(__always)
     public func blockOffset(_ kb: Int) -> Int {
-        layout == .linear ? kb : (kb / 4) * 512 + kb % 4
+        layout == .linear ? kb : (kb &>> 2) &<< 9 | (kb & 3)
     }
 
     /// Every byte position of a padding column (`kb` in `K/B ..< roundUp(K/B, 4)`) of row `s`.
