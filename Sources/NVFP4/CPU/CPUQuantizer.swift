@@ -108,31 +108,40 @@ private struct RowJob: @unchecked Sendable {
 
     /// The plain steps, four blocks at a time (their scale steps share vector operations, their
     /// four scale bytes are adjacent in both layouts); a tail of fewer than four goes block by block.
+    ///
+    /// Software-pipelined: the scale steps of the next four blocks (a chain of dependent
+    /// operations) are issued before the codes of the current four, which reload their inputs
+    /// from L1, so the chain of one group runs under the other's vector work.
     @inline(__always)
     func quantizePlainRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
                           scales: ScaleRowWriter, globalScale gs: Float) {
         let type = plan.elementType
-        let blockCount = plan.hiddenSize / 16
+        let groupCount = plan.hiddenSize / 64
         let reciprocalGlobalScale = 1 / gs
-        var kb = 0
-        while kb + 4 <= blockCount {
-            let b0 = BlockLanes(loading: rowInput + kb * 32, type: type)
-            let b1 = BlockLanes(loading: rowInput + kb * 32 + 32, type: type)
-            let b2 = BlockLanes(loading: rowInput + kb * 32 + 64, type: type)
-            let b3 = BlockLanes(loading: rowInput + kb * 32 + 96, type: type)
-            let absMax = SIMD4(SIMDBlock.blockAbsMax(b0), SIMDBlock.blockAbsMax(b1),
-                               SIMDBlock.blockAbsMax(b2), SIMDBlock.blockAbsMax(b3))
+        @inline(__always) func scaleSteps(group g: Int) -> SIMD4<Float> {
+            let first = rowInput + g * 128
+            let absMax = SIMD4(SIMDBlock.blockAbsMax(BlockLanes(loading: first, type: type)),
+                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 32, type: type)),
+                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 64, type: type)),
+                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 96, type: type)))
             let (bytes, outScales) = SIMDBlock.blockScales(
                 absMax: absMax, globalScale: gs, reciprocalGlobalScale: reciprocalGlobalScale)
-            scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: kb)
-            let codes = rowCodes + kb * 8
-            codes.storeBytes(of: SIMDBlock.packedCodes(b0 * outScales[0]).littleEndian, as: UInt64.self)
-            codes.storeBytes(of: SIMDBlock.packedCodes(b1 * outScales[1]).littleEndian, toByteOffset: 8, as: UInt64.self)
-            codes.storeBytes(of: SIMDBlock.packedCodes(b2 * outScales[2]).littleEndian, toByteOffset: 16, as: UInt64.self)
-            codes.storeBytes(of: SIMDBlock.packedCodes(b3 * outScales[3]).littleEndian, toByteOffset: 24, as: UInt64.self)
-            kb += 4
+            scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: 4 * g)
+            return outScales
         }
-        while kb < blockCount {
+        var next = groupCount > 0 ? scaleSteps(group: 0) : SIMD4<Float>()
+        for g in 0..<groupCount {
+            let outScales = next
+            if g + 1 < groupCount { next = scaleSteps(group: g + 1) }
+            let first = rowInput + g * 128
+            let codes = rowCodes + g * 32
+            for i in 0..<4 {
+                let block = BlockLanes(loading: first + 32 * i, type: type)
+                codes.storeBytes(of: SIMDBlock.packedCodes(block * outScales[i]).littleEndian,
+                                 toByteOffset: 8 * i, as: UInt64.self)
+            }
+        }
+        for kb in (4 * groupCount)..<(plan.hiddenSize / 16) {
             let block = BlockLanes(loading: rowInput + kb * 32, type: type)
             let sf = QuantizationSteps.blockScale(absMax: SIMDBlock.blockAbsMax(block), globalScale: gs)
             let sfByte = SIMDBlock.encodeBlockScale(sf)
@@ -141,7 +150,6 @@ private struct RowJob: @unchecked Sendable {
                 decodedScale: E4M3.decodeTable[Int(sfByte)], globalScale: gs)
             rowCodes.storeBytes(of: SIMDBlock.packedCodes(block * outScale).littleEndian,
                                 toByteOffset: kb * 8, as: UInt64.self)
-            kb += 1
         }
     }
 
