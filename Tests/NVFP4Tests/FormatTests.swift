@@ -266,7 +266,7 @@ struct SIMDStepTests {
         }
     }
 
-    @Test("the SIMD absolute maximum ignores NaN and keeps infinity")
+    @Test("the SIMD absolute maximum ignores NaN and keeps infinity, one block or four at once")
     func absMax() {
         var lanes = SIMD16<Float>(repeating: -0.5)
         lanes[3] = .nan
@@ -275,5 +275,20 @@ struct SIMDStepTests {
         lanes[9] = -.infinity
         #expect(SIMDBlock.blockAbsMax(BlockLanes(lanes)) == .infinity)
         #expect(SIMDBlock.blockAbsMax(BlockLanes(SIMD16<Float>(repeating: .nan))) == 0)
+
+        var generator = SeededGenerator(seed: 12)
+        let specials: [Float] = [.nan, -.nan, .infinity, -.infinity, 0, -0.0, .greatestFiniteMagnitude, .leastNonzeroMagnitude]
+        for _ in 0..<2_000 {
+            let blocks = (0..<4).map { _ in
+                BlockLanes(SIMD16<Float>((0..<16).map { _ in
+                    Bool.random(using: &generator) ? specials.randomElement(using: &generator)!
+                                                   : Float.random(in: -1e6...1e6, using: &generator)
+                }))
+            }
+            let four = SIMDBlock.blockAbsMax(blocks[0], blocks[1], blocks[2], blocks[3])
+            for i in 0..<4 {
+                #expect(four[i].bitPattern == SIMDBlock.blockAbsMax(blocks[i]).bitPattern, "block \(i)")
+            }
+        }
     }
 }

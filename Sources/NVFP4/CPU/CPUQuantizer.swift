@@ -120,10 +120,9 @@ private struct RowJob: @unchecked Sendable {
         let reciprocalGlobalScale = 1 / gs
         @inline(__always) func scaleSteps(group g: Int) -> SIMD4<Float> {
             let first = rowInput + g * 128
-            let absMax = SIMD4(SIMDBlock.blockAbsMax(BlockLanes(loading: first, type: type)),
-                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 32, type: type)),
-                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 64, type: type)),
-                               SIMDBlock.blockAbsMax(BlockLanes(loading: first + 96, type: type)))
+            let absMax = SIMDBlock.blockAbsMax(
+                BlockLanes(loading: first, type: type), BlockLanes(loading: first + 32, type: type),
+                BlockLanes(loading: first + 64, type: type), BlockLanes(loading: first + 96, type: type))
             let (bytes, outScales) = SIMDBlock.blockScales(
                 absMax: absMax, globalScale: gs, reciprocalGlobalScale: reciprocalGlobalScale)
             scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: 4 * g)

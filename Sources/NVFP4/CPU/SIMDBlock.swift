@@ -79,6 +79,25 @@ enum SIMDBlock {
         return Float(bitPattern: UInt32(bitPattern: max(max(four[0], four[1]), max(four[2], four[3]))))
     }
 
+    /// Step 1 for four blocks at once, as one vector: each block's eight lane pairs are reduced
+    /// to four lanes, then the four blocks' partial maxima are transposed into place by two
+    /// rounds of even/odd interleaving (`shufps` on SSE2) with a lane maximum after each.
+    @inline(__always)
+    static func blockAbsMax(_ a: BlockLanes, _ b: BlockLanes, _ c: BlockLanes, _ d: BlockLanes) -> SIMD4<Float> {
+        @inline(__always) func lanesMax(_ x: SIMD4<Int32>, _ y: SIMD4<Int32>) -> SIMD4<Int32> {
+            let d = x &- y
+            return y &+ (d & ~(d &>> 31))
+        }
+        @inline(__always) func partial(_ block: BlockLanes) -> SIMD4<Int32> {
+            let eight = SIMDBlock.lanesMax(magnitudesWithoutNaN(block.even), magnitudesWithoutNaN(block.odd))
+            return lanesMax(eight.lowHalf, eight.highHalf)
+        }
+        let ab = SIMD8(lowHalf: partial(a), highHalf: partial(b))
+        let cd = SIMD8(lowHalf: partial(c), highHalf: partial(d))
+        let halves = SIMD8(lowHalf: lanesMax(ab.evenHalf, ab.oddHalf), highHalf: lanesMax(cd.evenHalf, cd.oddHalf))
+        return unsafeBitCast(lanesMax(halves.evenHalf, halves.oddHalf), to: SIMD4<Float>.self)
+    }
+
     /// Step 3 for the scales this path produces (non-negative, not NaN): nearest-even by integer
     /// rounding of the mantissa at bit 20, saturated to 448. Equal to ``E4M3/code(rounding:)`` on
     /// that domain (tested over a sweep of bit patterns).
