@@ -50,7 +50,9 @@ enum SIMDBlock {
     static func floats(float16Bits h: SIMD8<UInt32>) -> SIMD8<Float> {
         let moved = (h & 0x7FFF) &<< 13
         let scaled = unsafeBitCast(unsafeBitCast(moved, to: SIMD8<Float>.self) * 0x1p112, to: SIMD8<UInt32>.self)
-        let special = unsafeBitCast((h & 0x7C00) .== SIMD8<UInt32>(repeating: 0x7C00), to: SIMD8<UInt32>.self)
+        // All ones where the exponent is 0x1F (adding 0x400 carries into bit 15 only then); a
+        // plain `.==` mask was split into scalar moves on SSE2.
+        let special = SIMD8<UInt32>() &- (((h & 0x7C00) &+ 0x400) &>> 15)
         let magnitude = (scaled & ~special) | ((moved | 0x7F80_0000) & special)
         return unsafeBitCast(magnitude | ((h & 0x8000) &<< 16), to: SIMD8<Float>.self)
     }
@@ -58,6 +60,13 @@ enum SIMDBlock {
     /// Lane-wise maximum of non-negative lanes (no compare-and-blend on SSE2).
     @inline(__always)
     static func lanesMax(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
+        let d = a &- b
+        return b &+ (d & ~(d &>> 31))
+    }
+
+    /// Lane-wise maximum of non-negative lanes, four lanes.
+    @inline(__always)
+    static func lanesMax(_ a: SIMD4<Int32>, _ b: SIMD4<Int32>) -> SIMD4<Int32> {
         let d = a &- b
         return b &+ (d & ~(d &>> 31))
     }
@@ -74,8 +83,7 @@ enum SIMDBlock {
     @inline(__always)
     static func blockAbsMax(_ block: BlockLanes) -> Float {
         let eight = lanesMax(magnitudesWithoutNaN(block.even), magnitudesWithoutNaN(block.odd))
-        let d = eight.lowHalf &- eight.highHalf
-        let four = eight.highHalf &+ (d & ~(d &>> 31))
+        let four = lanesMax(eight.lowHalf, eight.highHalf)
         return Float(bitPattern: UInt32(bitPattern: max(max(four[0], four[1]), max(four[2], four[3]))))
     }
 
@@ -84,12 +92,8 @@ enum SIMDBlock {
     /// rounds of even/odd interleaving (`shufps` on SSE2) with a lane maximum after each.
     @inline(__always)
     static func blockAbsMax(_ a: BlockLanes, _ b: BlockLanes, _ c: BlockLanes, _ d: BlockLanes) -> SIMD4<Float> {
-        @inline(__always) func lanesMax(_ x: SIMD4<Int32>, _ y: SIMD4<Int32>) -> SIMD4<Int32> {
-            let d = x &- y
-            return y &+ (d & ~(d &>> 31))
-        }
         @inline(__always) func partial(_ block: BlockLanes) -> SIMD4<Int32> {
-            let eight = SIMDBlock.lanesMax(magnitudesWithoutNaN(block.even), magnitudesWithoutNaN(block.odd))
+            let eight = lanesMax(magnitudesWithoutNaN(block.even), magnitudesWithoutNaN(block.odd))
             return lanesMax(eight.lowHalf, eight.highHalf)
         }
         let ab = SIMD8(lowHalf: partial(a), highHalf: partial(b))
