@@ -101,7 +101,7 @@ private struct RowJob: @unchecked Sendable {
             if isPlain {
                 quantizePlainRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
             } else {
-                quantizeFusedRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
+                quantizeBlockByBlock(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
             }
         }
     }
@@ -140,24 +140,17 @@ private struct RowJob: @unchecked Sendable {
                                  toByteOffset: 8 * i, as: UInt64.self)
             }
         }
-        for kb in (4 * groupCount)..<(plan.hiddenSize / 16) {
-            let block = BlockLanes(loading: rowInput + kb * 32, type: type)
-            let sf = QuantizationSteps.blockScale(absMax: SIMDBlock.blockAbsMax(block), globalScale: gs)
-            let sfByte = SIMDBlock.encodeBlockScale(sf)
-            scales.write(sfByte, block: kb)
-            let outScale = QuantizationSteps.outputScale(
-                decodedScale: E4M3.decodeTable[Int(sfByte)], globalScale: gs)
-            rowCodes.storeBytes(of: SIMDBlock.packedCodes(block * outScale).littleEndian,
-                                toByteOffset: kb * 8, as: UInt64.self)
-        }
+        quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs, fromBlock: 4 * groupCount)
     }
 
-    /// Steps 0–5 for any activation and block format; a block is one or two 16-lane halves.
-    func quantizeFusedRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                          scales: ScaleRowWriter, globalScale gs: Float) {
+    /// Steps 0–5 for any activation and block format, block by block from block `firstBlock` to
+    /// the end of the row; a block is one or two 16-lane halves. The fused options' row, and the
+    /// plain row's last blocks when K/16 is not a multiple of 4.
+    func quantizeBlockByBlock(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
+                              scales: ScaleRowWriter, globalScale gs: Float, fromBlock firstBlock: Int = 0) {
         let format = plan.blockFormat
         let B = format.blockSize
-        for kb in 0..<(plan.hiddenSize / B) {
+        for kb in firstBlock..<(plan.hiddenSize / B) {
             let first = activatedValues(rowInput, column: kb * B)
             var amax = SIMDBlock.blockAbsMax(first)
             var second = first
