@@ -10,8 +10,9 @@ enum RowLayout: String, CaseIterable {
     case masked
 }
 
-/// The problem a quantized file encodes, in either of the library's two kinds.
-enum FileProblem {
+/// The problem a quantized file encodes (or a self-test case quantizes), in either of the
+/// library's two kinds.
+enum FileProblem: Sendable {
     /// Rows grouped by expert segments, with or without a gather.
     case grouped(QuantizationProblem)
     case masked(MaskedQuantizationProblem)
@@ -71,6 +72,28 @@ enum FileProblem {
         switch self {
         case .grouped(let problem): return problem.rowCount
         case .masked(let problem): return problem.rowCount
+        }
+    }
+
+    var globalScales: [Float] {
+        switch self {
+        case .grouped(let problem): return problem.globalScales
+        case .masked(let problem): return problem.globalScales
+        }
+    }
+
+    /// Rows of the input (`T` with a gather, `L·Mmax` masked) and values per row.
+    var inputRowCount: Int {
+        switch self {
+        case .grouped(let problem): return problem.inputRowCount
+        case .masked(let problem): return problem.rowCount
+        }
+    }
+
+    var inputRowWidth: Int {
+        switch self {
+        case .grouped(let problem): return problem.inputRowWidth
+        case .masked(let problem): return problem.inputRowWidth
         }
     }
 

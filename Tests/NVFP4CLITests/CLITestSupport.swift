@@ -126,16 +126,7 @@ final class ScratchDirectory {
     func file(_ name: String) -> String { path + "/" + name }
 
     /// The names of the files in this directory, sorted.
-    func entries() -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    func entries() -> [String] { (try? directoryEntries(path)) ?? [] }
 
     deinit {
         for name in entries() { _ = unlink(file(name)) }

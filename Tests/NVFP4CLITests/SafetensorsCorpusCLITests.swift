@@ -17,7 +17,7 @@ struct SafetensorsCorpusCLITests {
     }()
 
     static func corpusFiles() throws -> [String] {
-        try Self.entries(of: corpus).filter { $0.hasSuffix(".safetensors") }
+        try directoryEntries(corpus).filter { $0.hasSuffix(".safetensors") }
     }
 
     @Test("every corpus file reads, through every path of the CLI, to success or a typed error")
@@ -58,7 +58,7 @@ struct SafetensorsCorpusCLITests {
         let summary = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
         #expect(summary.hasPrefix("selftest files: "), "\(result)")
         #expect(summary.contains(" 0 failures;"), "\(result)")
-        let kept = try Self.entries(of: corpus)
+        let kept = try directoryEntries(corpus)
         #expect(!kept.isEmpty && kept.count <= 20, "\(kept)")
         for name in kept { #expect(try Self.byteCount(of: corpus + "/" + name) <= 64 << 10, "\(name)") }
     }
@@ -84,18 +84,6 @@ struct SafetensorsCorpusCLITests {
         let result = try CLI.run(["selftest", "--fuzz-files", "0"], in: scratch)
         #expect(result.status == 64, "\(result)")
         #expect(result.standardError.contains("--fuzz-files 0 replays --corpus"), "\(result)")
-    }
-
-    /// The names in directory `path`, sorted.
-    static func entries(of path: String) throws -> [String] {
-        guard let directory = opendir(path) else { throw CLITestError(description: "cannot open directory '\(path)'") }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     static func byteCount(of path: String) throws -> Int {

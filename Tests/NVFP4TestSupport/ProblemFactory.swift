@@ -139,7 +139,7 @@ public enum OutputDiff {
         if expectedCodes != actualCodes {
             let index = firstMismatch(expectedCodes, actualCodes)
             let row = index / max(problem.hiddenSize / 2, 1)
-            let e = (0..<segments.expertCount).first { Int(segments.inputOffsets[$0 + 1]) > row } ?? -1
+            let e = row < segments.routedRowCount ? segments.expert(owningRow: row) : -1
             let block = (index % max(problem.hiddenSize / 2, 1)) / (problem.blockFormat.blockSize / 2)
             return "codes differ at byte \(index): expert \(e), row \(row), block \(block): "
                 + "expected \(index < expectedCodes.count ? expectedCodes[index] : 0), got \(index < actualCodes.count ? actualCodes[index] : 0)"

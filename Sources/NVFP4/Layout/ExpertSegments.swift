@@ -70,10 +70,21 @@ public struct ExpertSegments: Hashable, Sendable {
     /// The expert that owns scale row `scaleRow`: the last `e` with `scaleOffsets[e] <= scaleRow`
     /// among non-empty scale segments (binary search).
     public func expert(owningScaleRow scaleRow: Int) -> Int {
-        var low = 0, high = expertCount  // invariant: scaleOffsets[low] <= row < scaleOffsets[high]
+        ExpertSegments.lastSegment(in: scaleOffsets, startingAtOrBefore: scaleRow)
+    }
+
+    /// The expert that owns input row `row` (`row < routedRowCount`): the last `e` with
+    /// `inputOffsets[e] <= row`, which skips empty experts (binary search).
+    public func expert(owningRow row: Int) -> Int {
+        ExpertSegments.lastSegment(in: inputOffsets, startingAtOrBefore: row)
+    }
+
+    /// The last `e < E` with `offsets[e] <= row`, for non-decreasing `offsets` that start at 0.
+    private static func lastSegment(in offsets: [Int32], startingAtOrBefore row: Int) -> Int {
+        var low = 0, high = offsets.count - 1  // invariant: offsets[low] <= row < offsets[high]
         while high - low > 1 {
             let mid = (low + high) / 2
-            if Int(scaleOffsets[mid]) <= scaleRow { low = mid } else { high = mid }
+            if Int(offsets[mid]) <= row { low = mid } else { high = mid }
         }
         return low
     }

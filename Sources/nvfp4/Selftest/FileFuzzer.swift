@@ -290,20 +290,6 @@ private func makeDirectory(_ path: String) throws {
     }
 }
 
-/// The names in directory `path`, sorted.
-func directoryEntries(_ path: String) throws -> [String] {
-    guard let directory = opendir(path) else {
-        throw NVFP4Error.io(path: path, reason: "opendir failed: \(String(cString: strerror(errno)))")
-    }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
 private func writeBytes(_ bytes: [UInt8], to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard fd >= 0 else { throw NVFP4Error.io(path: path, reason: "open failed: \(String(cString: strerror(errno)))") }

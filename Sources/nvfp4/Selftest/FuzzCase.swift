@@ -74,7 +74,7 @@ struct FuzzCase: Sendable {
     let valueMix: FuzzValueMix
     /// The byte both sides' outputs are filled with before the run (never 0).
     let poison: UInt8
-    let problem: FuzzProblem
+    let problem: FileProblem
     /// The gather's routing: top-k ids `[tokens, topk]` (−1 entries skipped).
     let routing: (topkIds: [Int32], tokenCount: Int, topk: Int)?
 
@@ -92,7 +92,7 @@ struct FuzzCase: Sendable {
         words.append("values=\(valueMix.rawValue)")
         words.append("K=\(problem.hiddenSize)")
         switch problem {
-        case .offsets(let p):
+        case .grouped(let p):
             words += ["E=\(p.segments.expertCount)", "M=\(p.rowCount)", "routed=\(p.segments.routedRowCount)"]
             if p.rowCount > p.segments.routedRowCount { words.append("extraRows") }
             if let routing { words += ["T=\(routing.tokenCount)", "topk=\(routing.topk)"] }
@@ -105,48 +105,6 @@ struct FuzzCase: Sendable {
         if problem.globalScales.contains(where: { $0 < 1e-30 }) { words.append("gsBelow1e-30") }
         if problem.globalScales.contains(where: { $0 > 1e30 }) { words.append("gsAbove1e30") }
         return words.joined(separator: " ")
-    }
-}
-
-/// A case's problem: the offsets layout (with or without a gather) or the masked layout.
-enum FuzzProblem: Sendable {
-    case offsets(QuantizationProblem)
-    case masked(MaskedQuantizationProblem)
-
-    var elementType: ElementType {
-        switch self { case .offsets(let p): p.elementType; case .masked(let p): p.elementType }
-    }
-    var hiddenSize: Int {
-        switch self { case .offsets(let p): p.hiddenSize; case .masked(let p): p.hiddenSize }
-    }
-    var blockFormat: BlockFormat {
-        switch self { case .offsets(let p): p.blockFormat; case .masked(let p): p.blockFormat }
-    }
-    var geometry: ScaleGeometry {
-        switch self { case .offsets(let p): p.geometry; case .masked(let p): p.geometry }
-    }
-    var globalScales: [Float] {
-        switch self { case .offsets(let p): p.globalScales; case .masked(let p): p.globalScales }
-    }
-    /// Rows of the input (`T` with a gather, `L·Mmax` masked) and values per row.
-    var inputRowCount: Int {
-        switch self { case .offsets(let p): p.inputRowCount; case .masked(let p): p.rowCount }
-    }
-    var inputRowWidth: Int {
-        switch self { case .offsets(let p): p.inputRowWidth; case .masked(let p): p.inputRowWidth }
-    }
-    var inputElementCount: Int {
-        switch self { case .offsets(let p): p.inputElementCount; case .masked(let p): p.inputElementCount }
-    }
-    /// Output rows (`M`, or `L·Mmax`).
-    var rowCount: Int {
-        switch self { case .offsets(let p): p.rowCount; case .masked(let p): p.rowCount }
-    }
-    var codeByteCount: Int {
-        switch self { case .offsets(let p): p.codeByteCount; case .masked(let p): p.codeByteCount }
-    }
-    var scaleByteCount: Int {
-        switch self { case .offsets(let p): p.scaleByteCount; case .masked(let p): p.scaleByteCount }
     }
 }
 

@@ -42,16 +42,16 @@ enum FuzzDiff {
     }
 
     /// The (expert or group, row, block) of code byte `byte`.
-    static func codeLocation(_ problem: FuzzProblem, byte: Int) -> String {
+    static func codeLocation(_ problem: FileProblem, byte: Int) -> String {
         let rowBytes = problem.hiddenSize / 2
         let row = byte / rowBytes
         let block = (byte % rowBytes) / (problem.blockFormat.blockSize / 2)
         switch problem {
-        case .offsets(let p):
+        case .grouped(let p):
             guard row < p.segments.routedRowCount else {
                 return "row \(row) (past off[E] = \(p.segments.routedRowCount): never written), block \(block)"
             }
-            let e = expert(owningRow: row, p.segments)
+            let e = p.segments.expert(owningRow: row)
             let source = p.gather.map { ", input row \($0.permutation[row])" } ?? ""
             return "expert \(e), row \(row) (row \(row - Int(p.segments.inputOffsets[e])) of the expert\(source)), block \(block)"
         case .masked(let p):
@@ -63,12 +63,12 @@ enum FuzzDiff {
     }
 
     /// The (expert or group, row, block) of scale byte `byte`, naming padding rows and columns.
-    static func scaleLocation(_ problem: FuzzProblem, byte: Int) -> String {
+    static func scaleLocation(_ problem: FileProblem, byte: Int) -> String {
         let geometry = problem.geometry
         let (s, kb) = scaleCoordinates(geometry, byte: byte)
         let column = kb >= geometry.blocksPerRow ? " (a padding column)" : ""
         switch problem {
-        case .offsets(let p):
+        case .grouped(let p):
             let e = p.segments.expert(owningScaleRow: s)
             let m = s - Int(p.segments.scaleOffsets[e])
             let padding = m >= p.segments.rowCount(ofExpert: e) ? ", a padding row" : ""
@@ -93,14 +93,5 @@ enum FuzzDiff {
             let s = tile * 128 + ((word % 16) / 4) * 32 + word / 16
             return (s, kTile * 4 + word % 4)
         }
-    }
-
-    static func expert(owningRow row: Int, _ segments: ExpertSegments) -> Int {
-        var low = 0, high = segments.expertCount  // inputOffsets[low] <= row < inputOffsets[high]
-        while high - low > 1 {
-            let mid = (low + high) / 2
-            if Int(segments.inputOffsets[mid]) <= row { low = mid } else { high = mid }
-        }
-        return low
     }
 }

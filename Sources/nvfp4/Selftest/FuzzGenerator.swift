@@ -54,7 +54,7 @@ enum FuzzGenerator {
         let variant = isPlain ? drawnVariant : .tuned
         var counts: FuzzCounts?
         var routing: (topkIds: [Int32], tokenCount: Int, topk: Int)?
-        let problem: FuzzProblem
+        let problem: FileProblem
         switch rowLayout {
         case .offsets:
             let pattern = drawCounts(&r)
@@ -65,7 +65,7 @@ enum FuzzGenerator {
             let extra = r.chance(0.4) ? r.int(1...max(1, min(rowBudget - min(routedRows, rowBudget), 300))) : 0
             let offsets = rowCounts.reduce(into: [Int32(0)]) { $0.append($0.last! + Int32($1)) }
             let segments = try ExpertSegments(inputOffsets: offsets, rowCount: routedRows + extra, rule: drawnRule)
-            problem = .offsets(try QuantizationProblem(
+            problem = .grouped(try QuantizationProblem(
                 rowCount: routedRows + extra, hiddenSize: hiddenSize, elementType: elementType, segments: segments,
                 globalScales: globalScales, scaleLayout: scaleLayout, blockFormat: blockFormat, activation: activation))
         case .gather:
@@ -80,7 +80,7 @@ enum FuzzGenerator {
                                            rule: drawnRule)
             let extra = r.chance(0.3) ? r.int(1...8) : 0
             routing = (topkIds, tokenCount, topk)
-            problem = .offsets(try QuantizationProblem(
+            problem = .grouped(try QuantizationProblem(
                 rowCount: layout.segments.routedRowCount + extra, hiddenSize: hiddenSize, elementType: elementType,
                 segments: layout.segments, globalScales: globalScales, scaleLayout: scaleLayout, blockFormat: blockFormat,
                 activation: activation, gather: GatherMap(routing: layout, tokenCount: tokenCount)))

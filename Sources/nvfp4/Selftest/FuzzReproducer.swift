@@ -35,7 +35,7 @@ enum FuzzReproducer {
         var writer = SafetensorsWriter()
         let dtype: SafetensorsDType = problem.elementType == .bfloat16 ? .bf16 : .f16
         switch problem {
-        case .offsets(let p):
+        case .grouped(let p):
             try writer.add("input", dtype: dtype, shape: [p.inputRowCount, p.inputRowWidth], values: input)
             let experts = p.segments.expertCount
             try writer.add("input_offsets", dtype: .i32, shape: [experts + 1], values: p.segments.inputOffsets)
@@ -87,7 +87,7 @@ enum FuzzReproducer {
         if let rule = fuzzCase.rule { metadata["scale_offset_rule"] = rule.rawValue }
         if let counts = fuzzCase.counts { metadata["counts"] = counts.rawValue }
         if case .masked(let p) = problem { metadata["max_rows_per_group"] = "\(p.maxRowsPerGroup)" }
-        if case .offsets(let p) = problem, let gather = p.gather { metadata["source_row_count"] = "\(gather.sourceRowCount)" }
+        if case .grouped(let p) = problem, let gather = p.gather { metadata["source_row_count"] = "\(gather.sourceRowCount)" }
         return metadata
     }
 

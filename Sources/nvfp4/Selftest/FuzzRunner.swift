@@ -41,8 +41,8 @@ struct FuzzRunner {
             try codes.withUnsafeMutableBufferPointer { codes in
                 try scales.withUnsafeMutableBufferPointer { scales in
                     switch (problem, reference) {
-                    case (.offsets(let p), true): try ReferenceQuantizer.quantize(p, input: input, codes: codes, scales: scales)
-                    case (.offsets(let p), false): try CPUQuantizer.quantize(p, input: input, codes: codes, scales: scales)
+                    case (.grouped(let p), true): try ReferenceQuantizer.quantize(p, input: input, codes: codes, scales: scales)
+                    case (.grouped(let p), false): try CPUQuantizer.quantize(p, input: input, codes: codes, scales: scales)
                     case (.masked(let p), true): try ReferenceQuantizer.quantize(p, input: input, codes: codes, scales: scales)
                     case (.masked(let p), false): try CPUQuantizer.quantize(p, input: input, codes: codes, scales: scales)
                     }
@@ -59,7 +59,7 @@ struct FuzzRunner {
         var outputs = FuzzOutputs(codes: [UInt8](repeating: 0, count: fuzzCase.problem.codeByteCount),
                                   scales: [UInt8](repeating: 0, count: fuzzCase.problem.scaleByteCount))
         switch fuzzCase.problem {
-        case .offsets(let p):
+        case .grouped(let p):
             let device = try DeviceProblem(p, input: input, context: quantizer.context)
             try device.codes.fill(byte: fuzzCase.poison, stream: stream)
             try device.scales.fill(byte: fuzzCase.poison, stream: stream)
@@ -87,7 +87,7 @@ struct FuzzRunner {
         let rowBytes = fuzzCase.problem.hiddenSize / 2
         var row: Int?
         switch fuzzCase.problem {
-        case .offsets(let p):
+        case .grouped(let p):
             if p.segments.routedRowCount > 0 { row = p.segments.routedRowCount / 2 }
         case .masked(let p):
             if let group = (0..<p.groupCount).first(where: { p.validRowCount(ofGroup: $0) > 0 }) {

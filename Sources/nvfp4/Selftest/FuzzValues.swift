@@ -64,16 +64,10 @@ enum FuzzValues {
     /// is never read. Gathered tokens take a random expert's scale (a token may feed several).
     static func readingExpert(of row: Int, _ fuzzCase: FuzzCase, _ r: inout FuzzRandom) -> Int? {
         switch fuzzCase.problem {
-        case .offsets(let p):
-            let offsets = p.segments.inputOffsets
+        case .grouped(let p):
             if p.gather != nil { return r.int(0...(p.segments.expertCount - 1)) }
             guard row < p.segments.routedRowCount else { return nil }
-            var low = 0, high = p.segments.expertCount  // offsets[low] <= row < offsets[high]
-            while high - low > 1 {
-                let mid = (low + high) / 2
-                if Int(offsets[mid]) <= row { low = mid } else { high = mid }
-            }
-            return low
+            return p.segments.expert(owningRow: row)
         case .masked(let p):
             let group = row / max(p.maxRowsPerGroup, 1)
             return row - group * p.maxRowsPerGroup < p.validRowCount(ofGroup: group) ? group : nil
