@@ -12,7 +12,10 @@ struct RoutingCompileTests {
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.countingWarps) == 60)
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.closedForm) == 68)
         let source = String(decoding: RoutingKernel.source, as: UTF8.self)
-        #expect(source.contains("sizeof(RoutingParams) == 72") && source.contains(RoutingKernel.entryPoint))
+        #expect(source.contains("sizeof(RoutingParams) == 72"))
+        for entryPoint in RoutingLaunchPlan.EntryPoint.allCases {
+            #expect(source.contains("void __launch_bounds__(kMaxWarps * kWarpSize) \(entryPoint.rawValue)("), "\(entryPoint)")
+        }
     }
 
     @Test("the kernel compiles for sm_90a and sm_100a with no warning, spill, stack frame or local memory",
@@ -27,39 +30,61 @@ struct RoutingCompileTests {
         let report = PTXASReport.parse(log: output.log)
         #expect(report.warnings.isEmpty, "\(target): \(report.warnings)")
         #expect(!output.log.lowercased().contains("warning"), "\(target): \(output.log)")
-        let function = try #require(report[function: RoutingKernel.entryPoint], "\(target): no ptxas report")
-        #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(target) spills")
-        #expect(function.stackFrameBytes == 0, "\(target) has a stack frame")
-        #expect(function.localMemoryBytes == 0, "\(target) uses local memory")
-        // __launch_bounds__(1024): at most 64 registers per thread.
-        #expect(function.registers > 0 && function.registers <= 64, "\(target): \(function.registers) registers")
-        #expect(function.sharedMemoryBytes == RoutingLaunchPlan.staticSharedMemoryByteCount, "\(target): static shared memory")
+        for entryPoint in RoutingLaunchPlan.EntryPoint.allCases {
+            let function = try #require(report[function: entryPoint.rawValue], "\(target): no ptxas report for \(entryPoint)")
+            #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(target) \(entryPoint) spills")
+            #expect(function.stackFrameBytes == 0, "\(target) \(entryPoint) has a stack frame")
+            #expect(function.localMemoryBytes == 0, "\(target) \(entryPoint) uses local memory")
+            // __launch_bounds__(1024): at most 64 registers per thread.
+            #expect(function.registers > 0 && function.registers <= 64, "\(target) \(entryPoint): \(function.registers) registers")
+            let staticShared = entryPoint == .general ? RoutingLaunchPlan.staticSharedMemoryByteCount : 0
+            #expect(function.sharedMemoryBytes == staticShared, "\(target) \(entryPoint): static shared memory")
+        }
     }
 
-    @Test("launch geometry: one counting warp per 128 ids, about one thread per expert, shared memory within 48 KiB")
+    @Test("launch geometry: few ids a thread per expert; else one counting warp per 128 ids, about one thread per expert, shared memory within 48 KiB")
     func launchPlans() {
         let single = RoutingLaunchPlan.make(idCount: 8, expertCount: 256)
-        #expect(single == RoutingLaunchPlan(countingWarps: 1, blockWarps: 8, chunkSize: 32, sharedMemoryByteCount: 2048))
-        let medium = RoutingLaunchPlan.make(idCount: 512, expertCount: 256)
-        #expect(medium == RoutingLaunchPlan(countingWarps: 4, blockWarps: 8, chunkSize: 128, sharedMemoryByteCount: 5 * 1024))
-        let large = RoutingLaunchPlan.make(idCount: 32768, expertCount: 256)
-        #expect(large == RoutingLaunchPlan(countingWarps: 32, blockWarps: 32, chunkSize: 1024, sharedMemoryByteCount: 33 * 1024))
-        let wide = RoutingLaunchPlan.make(idCount: 32768, expertCount: 1024)
-        #expect(wide == RoutingLaunchPlan(countingWarps: 10, blockWarps: 32, chunkSize: 3296, sharedMemoryByteCount: 44 * 1024))
+        #expect(single == RoutingLaunchPlan(
+            entryPoint: .fewIds, grid: 1, countingWarps: 1, blockWarps: 9, chunkSize: 32, sharedMemoryByteCount: 0))
+        #expect(single.description == "1 block × 288 threads, a thread per expert, ids in registers")
+        let fewWide = RoutingLaunchPlan.make(idCount: 32, expertCount: 4096)
+        #expect(fewWide.entryPoint == .fewIds && fewWide.block == 1024 && fewWide.grid == 5)
         let empty = RoutingLaunchPlan.make(idCount: 0, expertCount: 3)
-        #expect(empty == RoutingLaunchPlan(countingWarps: 1, blockWarps: 1, chunkSize: 0, sharedMemoryByteCount: 24))
+        #expect(empty == RoutingLaunchPlan(
+            entryPoint: .fewIds, grid: 1, countingWarps: 1, blockWarps: 1, chunkSize: 32, sharedMemoryByteCount: 0))
+        let smallest = RoutingLaunchPlan.make(idCount: 33, expertCount: 3)
+        #expect(smallest == RoutingLaunchPlan(
+            entryPoint: .general, grid: 1, countingWarps: 1, blockWarps: 1, chunkSize: 64, sharedMemoryByteCount: 24))
+        let medium = RoutingLaunchPlan.make(idCount: 512, expertCount: 256)
+        #expect(medium == RoutingLaunchPlan(
+            entryPoint: .general, grid: 1, countingWarps: 4, blockWarps: 8, chunkSize: 128, sharedMemoryByteCount: 5 * 1024))
+        let large = RoutingLaunchPlan.make(idCount: 32768, expertCount: 256)
+        #expect(large == RoutingLaunchPlan(
+            entryPoint: .general, grid: 1, countingWarps: 32, blockWarps: 32, chunkSize: 1024, sharedMemoryByteCount: 33 * 1024))
+        let wide = RoutingLaunchPlan.make(idCount: 32768, expertCount: 1024)
+        #expect(wide == RoutingLaunchPlan(
+            entryPoint: .general, grid: 1, countingWarps: 10, blockWarps: 32, chunkSize: 3296, sharedMemoryByteCount: 44 * 1024))
         #expect(RoutingLaunchPlan.maxExpertCount == 6112)
         let widest = RoutingLaunchPlan.make(idCount: 1 << 20, expertCount: RoutingLaunchPlan.maxExpertCount)
         #expect(widest.countingWarps == 1 && widest.blockWarps == 32 && widest.chunkSize == 1 << 20)
-        #expect(single.description == "1 block × 256 threads (1 counting warps × 32 ids), 2048 B shared")
+        #expect(medium.description == "1 block × 256 threads (4 counting warps × 128 ids), 5120 B shared")
 
         for expertCount in [1, 2, 3, 31, 32, 33, 36, 255, 256, 1000, 1024, 4096, RoutingLaunchPlan.maxExpertCount] {
-            for idCount in [0, 1, 31, 32, 127, 128, 129, 4095, 4096, 4097, 65536, 1_000_003] {
+            for idCount in [0, 1, 31, 32, 33, 127, 128, 129, 4095, 4096, 4097, 65536, 1_000_003] {
                 let plan = RoutingLaunchPlan.make(idCount: idCount, expertCount: expertCount)
                 let shape = "N = \(idCount), E = \(expertCount): \(plan)"
-                #expect(plan.countingWarps >= 1 && plan.countingWarps <= plan.blockWarps && plan.blockWarps <= 32, "\(shape)")
+                #expect(plan.blockWarps >= 1 && plan.blockWarps <= 32, "\(shape)")
+                if idCount <= RoutingLaunchPlan.fewIdsLimit {
+                    #expect(plan.entryPoint == .fewIds && plan.sharedMemoryByteCount == 0, "\(shape)")
+                    #expect(plan.grid * plan.block >= expertCount + 1, "\(shape): a thread per expert and one for E")
+                    #expect((plan.grid - 1) * plan.block < expertCount + 1, "\(shape): an idle block")
+                    continue
+                }
+                #expect(plan.entryPoint == .general && plan.grid == 1, "\(shape)")
+                #expect(plan.countingWarps >= 1 && plan.countingWarps <= plan.blockWarps, "\(shape)")
                 #expect(plan.chunkSize % 32 == 0 && plan.countingWarps * plan.chunkSize >= idCount, "\(shape)")
-                #expect((plan.countingWarps - 1) * plan.chunkSize < max(idCount, 1), "\(shape): an idle counting warp")
+                #expect((plan.countingWarps - 1) * plan.chunkSize < idCount, "\(shape): an idle counting warp")
                 #expect(plan.sharedMemoryByteCount == (plan.countingWarps + 1) * expertCount * 4, "\(shape)")
                 #expect(plan.sharedMemoryByteCount + RoutingLaunchPlan.staticSharedMemoryByteCount <= 48 * 1024, "\(shape)")
                 #expect(plan.block >= min(expertCount, 1024) || plan.blockWarps == 32, "\(shape): experts per thread")

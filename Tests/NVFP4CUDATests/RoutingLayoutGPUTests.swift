@@ -122,7 +122,7 @@ func routingIds(tokenCount: Int, topk: Int, expertCount: Int, seed: UInt64, mode
 
 @Suite("GPU routing layout", .serialized)
 struct RoutingLayoutGPUTests {
-    static let tokenCounts = [0, 1, 7, 64, 1000, 4096]
+    static let tokenCounts = [0, 1, 4, 5, 7, 64, 1000, 4096]  // topk 8: N = 32 (few ids) and 40 (general)
     static let topks = [1, 2, 8]
     static let expertCounts = [1, 3, 36, 256, 1024]
 

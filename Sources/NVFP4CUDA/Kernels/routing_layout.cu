@@ -8,10 +8,10 @@
 // Legend: T tokens, topk choices per token, N = T·topk flattened ids (i = t·topk + k), E local
 // experts, A counting warps, W = blockDim.x / 32 warps in the block (W ≥ A).
 //
-// Grid mapping: ONE block of 32·W threads (W ≤ 32). Warp w < A counts, then scatters, the
-// contiguous chunk of ids [w·chunk, min((w+1)·chunk, N)) (chunk a multiple of 32, chosen by the
-// host so that A·chunk ≥ N); the threads of the whole block share the per-expert work. Phases,
-// separated by __syncthreads:
+// Grid mapping of nvfp4_routing_layout (N > 32): ONE block of 32·W threads (W ≤ 32). Warp w < A
+// counts, then scatters, the contiguous chunk of ids [w·chunk, min((w+1)·chunk, N)) (chunk a
+// multiple of 32, chosen by the host so that A·chunk ≥ N); the threads of the whole block share
+// the per-expert work. Phases, separated by __syncthreads:
 //   1. zeroCounts      warpCounts[A][E] = 0
 //   2. countRoutes     warp w: warpCounts[w][e] = #ids of its chunk equal to e. 32 ids at a
 //                      time, grouped by matchingLanes (one ballot per bit of the id: MATCH.ANY
@@ -49,6 +49,9 @@
 //
 // Shared memory: dynamic (A + 1)·E int32 (warpCounts, then expertRows), at most 48 KiB less
 // the 256 bytes of static warp totals (so E ≤ 6112 with A = 1; the host picks A to fit).
+//
+// nvfp4_routing_layout_few_ids, for N ≤ 32 (the decode step: T ≤ 4 at topk = 8), has no shared
+// memory and no barrier; see its comment. The host picks the entry point (RoutingLaunchPlan).
 //
 // Compile-time parameters: none (E, A, chunk and the rule are launch arguments, so one module
 // serves every shape).
@@ -290,4 +293,51 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
 
   // 5. scatterRoutes
   if (isCountingWarp) scatterRoutes(p, warpCounts + warp * experts, expertRows, begin, end, lane, firstBatch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// nvfp4_routing_layout_few_ids: N ≤ kWarpSize. Grid: thread e = blockIdx.x·blockDim.x +
+// threadIdx.x owns expert e ≤ E (the host launches ⌈(E + 1) / blockDim.x⌉ blocks). Every warp
+// loads all N ids itself (lane j holds id j, j < N), so no id passes through shared memory and
+// nothing waits for another warp. Equal ids are grouped by one __match_any_sync (it serializes
+// over distinct values, at most 32 here; measured 0.1 µs faster than 9 ballots at E = 256, and
+// unrolling the ballots and the loop below was 0.2 µs slower). A thread derives its expert's
+// entries by looking at the N ids one shuffle at a time:
+//   counts[e]       #{j : id_j = e}
+//   inputOffsets[e] #{j : id_j < e} over local ids (e = E: all of them)
+//   scaleOffsets[e] rounded prefix: 128 · #{distinct local ids < e} (a count is at most N ≤ 32,
+//                   so it rounds up to 128 or is 0); closed form: roundUp(off[e] + 127·e, 128)
+// and lane j < N of block 0 (warp 0) writes id j's row, off[id_j] + #{k < j : id_k = id_j},
+// the same stable order as the general kernel.
+extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routing_layout_few_ids(const RoutingParams p) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t own = localExpert(p, lane, p.idCount);  // kSkipped for lanes j ≥ N
+  const uint32_t same = __match_any_sync(kFullMask, own);  // one instruction over ≤ 32 ids
+  const bool firstOfExpert = own != kSkipped && (same & lanesBelow()) == 0;
+  const int32_t e = int32_t(blockIdx.x * blockDim.x + threadIdx.x);
+
+  int32_t count = 0, below = 0, distinctBelow = 0, ownBelow = 0;
+  for (int32_t j = 0; j < p.idCount; ++j) {  // N ≤ 32, uniform
+    const int32_t packed = __shfl_sync(kFullMask, own * 2 + (firstOfExpert ? 1 : 0), j);
+    const int32_t id = packed >> 1;  // kSkipped stays −1
+    const bool local = id != kSkipped;
+    count += id == e ? 1 : 0;
+    below += local && id < e ? 1 : 0;
+    distinctBelow += (packed & 1) != 0 && id < e ? 1 : 0;
+    ownBelow += local && id < own ? 1 : 0;
+  }
+
+  if (e < p.expertCount) p.counts[e] = count;
+  if (e <= p.expertCount) {
+    p.inputOffsets[e] = below;
+    p.scaleOffsets[e] = p.closedForm ? roundUp128(below + 127 * e) : 128 * distinctBelow;
+  }
+  if (blockIdx.x == 0 && int32_t(threadIdx.x) < p.idCount) {
+    int32_t row = kSkipped;
+    if (own != kSkipped) {
+      row = ownBelow + __popc(same & lanesBelow());
+      p.permutation[row] = int32_t(threadIdx.x) / p.topk;
+    }
+    p.destinationRows[threadIdx.x] = row;
+  }
 }

@@ -30,7 +30,8 @@ public final class CUDARoutingLayoutBuilder: Sendable {
         let compiled = try cache.image(for: RoutingKernel.request(for: target))
         let module = try CUDAModule(context: context, image: compiled.image)
         let kernel = LoadedRoutingKernel(
-            function: try module.function(named: RoutingKernel.entryPoint), origin: compiled.origin)
+            fewIds: try module.function(named: RoutingLaunchPlan.EntryPoint.fewIds.rawValue),
+            general: try module.function(named: RoutingLaunchPlan.EntryPoint.general.rawValue), origin: compiled.origin)
         return loaded.withLock { slot in
             if let existing = slot { return existing }
             slot = kernel
@@ -65,8 +66,8 @@ public final class CUDARoutingLayoutBuilder: Sendable {
     public func buildLayout(_ arguments: DeviceRoutingArguments, stream: CUDAStreamHandle = .legacyDefault) throws {
         let plan = try plan(for: arguments)
         var parameters = arguments.parameters(plan: plan)
-        try kernel().function.launch(
-            grid: 1, block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
+        try kernel().function(for: plan.entryPoint).launch(
+            grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
             stream: stream, parameters: &parameters)
     }
 }
@@ -79,8 +80,6 @@ public enum RoutingKernel {
     public static let programName = "routing_layout.cu"
     /// NVRTC options besides the architecture, in a fixed order (they are part of the cache key).
     public static let options = ["-std=c++17", "--ptxas-options=-v"]
-    /// The one entry point.
-    public static let entryPoint = "nvfp4_routing_layout"
 
     /// What to compile for `target`.
     public static func request(for target: KernelTarget) -> KernelRequest {
@@ -88,8 +87,16 @@ public enum RoutingKernel {
     }
 }
 
-/// The loaded entry point and where its image came from.
+/// The loaded entry points and where their image came from.
 struct LoadedRoutingKernel: Sendable {
-    let function: CUDAFunction
+    let fewIds: CUDAFunction
+    let general: CUDAFunction
     let origin: CompiledKernel.Origin
+
+    func function(for entryPoint: RoutingLaunchPlan.EntryPoint) -> CUDAFunction {
+        switch entryPoint {
+        case .fewIds: fewIds
+        case .general: general
+        }
+    }
 }

@@ -1,33 +1,54 @@
-/// The geometry of one `nvfp4_routing_layout` launch: a value computed from `N = T·topk` and
-/// `E` alone, so it can be tested without a GPU.
+/// The geometry of one routing-layout launch: a value computed from `N = T·topk` and `E` alone,
+/// so it can be tested without a GPU.
 ///
-/// The kernel is always one block. `countingWarps` (A) warps count and scatter a contiguous
-/// chunk of ids each; the block has `blockWarps` (W ≥ A) warps so that the per-expert phases
-/// give each thread about one expert. Dynamic shared memory holds A + 1 rows of E counters.
+/// Two entry points. Up to ``fewIdsLimit`` ids (the decode step) `nvfp4_routing_layout_few_ids`
+/// runs a thread per expert over ⌈(E + 1) / block⌉ blocks, every warp holding all ids in its
+/// lanes: no shared memory, no barrier. Above it `nvfp4_routing_layout` is one block:
+/// `countingWarps` (A) warps count and scatter a contiguous chunk of ids each; the block has
+/// `blockWarps` (W ≥ A) warps so that the per-expert phases give each thread about one expert.
+/// Dynamic shared memory holds A + 1 rows of E counters.
 ///
-/// | N | E | A | W | chunk | shared |
-/// |---|---|---|---|---|---|
-/// | 8 (T = 1, topk = 8) | 256 | 1 | 8 | 32 | 2 KiB |
-/// | 512 (T = 64) | 256 | 4 | 8 | 128 | 5 KiB |
-/// | 32768 (T = 4096) | 256 | 32 | 32 | 1024 | 33 KiB |
-/// | 32768 | 1024 | 10 | 32 | 3296 | 44 KiB |
+/// | N | E | entry point | grid × block | A | chunk | shared |
+/// |---|---|---|---|---|---|---|
+/// | 8 (T = 1, topk = 8) | 256 | few ids | 1 × 288 | — | — | 0 |
+/// | 512 (T = 64) | 256 | general | 1 × 256 | 4 | 128 | 5 KiB |
+/// | 32768 (T = 4096) | 256 | general | 1 × 1024 | 32 | 1024 | 33 KiB |
+/// | 32768 | 1024 | general | 1 × 1024 | 10 | 3296 | 44 KiB |
 public struct RoutingLaunchPlan: Hashable, Sendable, CustomStringConvertible {
-    /// Warps that count and scatter ids (A).
+    /// The kernel a plan launches.
+    public enum EntryPoint: String, Hashable, Sendable, CaseIterable {
+        /// `N ≤ fewIdsLimit`: a thread per expert, ids held in every warp's lanes.
+        case fewIds = "nvfp4_routing_layout_few_ids"
+        /// One block counting and scattering chunks of ids through shared memory.
+        case general = "nvfp4_routing_layout"
+    }
+
+    public var entryPoint: EntryPoint
+    /// Blocks (always 1 for the general kernel).
+    public var grid: Int
+    /// Warps that count and scatter ids (A; general kernel only, 1 otherwise).
     public var countingWarps: Int
-    /// Warps in the block (W ≥ A).
+    /// Warps in a block (W ≥ A).
     public var blockWarps: Int
-    /// Ids per counting warp: a multiple of 32, `countingWarps · chunkSize ≥ N`.
+    /// Ids per counting warp: a multiple of 32, `countingWarps · chunkSize ≥ N` (general kernel).
     public var chunkSize: Int
-    /// Dynamic shared memory: `(A + 1) · E` Int32 counters.
+    /// Dynamic shared memory: `(A + 1) · E` Int32 counters (0 for the few-ids kernel).
     public var sharedMemoryByteCount: Int
 
-    /// Threads in the block.
+    /// Threads in a block.
     public var block: Int { blockWarps * 32 }
 
     public var description: String {
-        "1 block × \(block) threads (\(countingWarps) counting warps × \(chunkSize) ids), \(sharedMemoryByteCount) B shared"
+        switch entryPoint {
+        case .fewIds:
+            "\(grid) block\(grid == 1 ? "" : "s") × \(block) threads, a thread per expert, ids in registers"
+        case .general:
+            "1 block × \(block) threads (\(countingWarps) counting warps × \(chunkSize) ids), \(sharedMemoryByteCount) B shared"
+        }
     }
 
+    /// The most ids the few-ids kernel takes: one per lane of a warp.
+    public static let fewIdsLimit = 32
     /// Ids one counting warp takes before another warp is added: one batch of the kernel's loop
     /// (4 groups of 32 loaded together).
     public static let idsPerCountingWarp = 128
@@ -46,20 +67,27 @@ public struct RoutingLaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The plan for `idCount` ids and `expertCount` experts (validated by the caller:
     /// `1 ≤ expertCount ≤ maxExpertCount`, `idCount ≥ 0`).
     ///
-    /// A₀ = clamp(⌈N / 128⌉, 1, min(32, ⌊12224 / E⌋ − 1)); chunk = roundUp(⌈N / A₀⌉, 32);
-    /// A = ⌈N / chunk⌉ (no counting warp left idle; 1 when N = 0); W = min(32, max(A, ⌈E / 32⌉)).
+    /// N ≤ 32: the few-ids kernel, block = min(roundUp(E + 1, 32), 1024), grid = ⌈(E + 1) / block⌉.
+    /// Else A₀ = clamp(⌈N / 128⌉, 1, min(32, ⌊12224 / E⌋ − 1)); chunk = roundUp(⌈N / A₀⌉, 32);
+    /// A = ⌈N / chunk⌉ (no counting warp left idle); W = min(32, max(A, ⌈E / 32⌉)).
     public static func make(idCount: Int, expertCount: Int) -> RoutingLaunchPlan {
         precondition(idCount >= 0 && (1...maxExpertCount).contains(expertCount), "validated by DeviceRoutingArguments")
+        if idCount <= fewIdsLimit {
+            let blockWarps = min(maxWarps, (expertCount + 1 + 31) / 32)
+            return RoutingLaunchPlan(
+                entryPoint: .fewIds, grid: (expertCount + 1 + blockWarps * 32 - 1) / (blockWarps * 32), countingWarps: 1,
+                blockWarps: blockWarps, chunkSize: 32, sharedMemoryByteCount: 0)
+        }
         let sharedWords = dynamicSharedMemoryLimit / 4
         let fitting = sharedWords / expertCount - 1
         let wanted = (idCount + idsPerCountingWarp - 1) / idsPerCountingWarp
         let warps = max(1, min(wanted, maxWarps, fitting))
         let chunkSize = ((idCount + warps - 1) / warps + 31) / 32 * 32
         // Rounding the chunk up can leave the last warps nothing: drop them.
-        let countingWarps = chunkSize == 0 ? 1 : (idCount + chunkSize - 1) / chunkSize
+        let countingWarps = (idCount + chunkSize - 1) / chunkSize
         let blockWarps = min(maxWarps, max(countingWarps, (expertCount + 31) / 32))
         return RoutingLaunchPlan(
-            countingWarps: countingWarps, blockWarps: blockWarps, chunkSize: chunkSize,
+            entryPoint: .general, grid: 1, countingWarps: countingWarps, blockWarps: blockWarps, chunkSize: chunkSize,
             sharedMemoryByteCount: (countingWarps + 1) * expertCount * 4)
     }
 }
