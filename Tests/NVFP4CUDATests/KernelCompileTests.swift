@@ -92,16 +92,24 @@ struct KernelCompileTests {
         #expect(small.block == 64 && small.grid == 64 && !small.sharedTables)
         let odd = LaunchPlan.seed(rowCount: 1, hiddenSize: 2880, expertCount: 36, multiprocessorCount: 132)
         #expect(odd.block == 90 && odd.grid == 4, "the halving stops while the block is even")
-        let tuned = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
+        let tuned = LaunchPlan.tuned(rowCapacity: 1 << 20, scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
                                      multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
         #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables && tuned.sharedMemoryByteCount == 2 * 257 * 4)
-        let tiny = LaunchPlan.tuned(scaleRowCapacity: 128, scaleColumns: 4, expertCount: 1,
+        let tiny = LaunchPlan.tuned(rowCapacity: 100, scaleRowCapacity: 128, scaleColumns: 4, expertCount: 1,
                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
         #expect(tiny.grid == 1)
-        let huge = LaunchPlan.tuned(scaleRowCapacity: 1 << 20, scaleColumns: 4, expertCount: 10_000,
+        // M = 16, K = 2048 (128 scale columns), E = 8 with 5 experts holding rows: 640 scale rows.
+        // Phase 1 needs 4 blocks, the padding 20 (a 16-byte store a thread), not the wave's 396.
+        let small = LaunchPlan.tuned(rowCapacity: 16, scaleRowCapacity: 640, scaleColumns: 128, expertCount: 8,
+                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
+        #expect(small.grid == 20)
+        let rowBound = LaunchPlan.tuned(rowCapacity: 512, scaleRowCapacity: 1024, scaleColumns: 128, expertCount: 8,
+                                        multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
+        #expect(rowBound.grid == 128)
+        let huge = LaunchPlan.tuned(rowCapacity: 1 << 20, scaleRowCapacity: 1 << 20, scaleColumns: 4, expertCount: 10_000,
                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
         #expect(!huge.sharedTables && huge.sharedMemoryByteCount == 0)
-        let masked = LaunchPlan.tuned(scaleRowCapacity: 32 * 1024, scaleColumns: 448, expertCount: 32, masked: true,
+        let masked = LaunchPlan.tuned(rowCapacity: 32 * 1024, scaleRowCapacity: 32 * 1024, scaleColumns: 448, expertCount: 32, masked: true,
                                       multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
         #expect(masked.sharedTables && masked.sharedMemoryByteCount == 2 * 33 * 4 + LaunchPlan.maskedScratchByteCount)
         let baseline = LaunchPlan.baseline(rowCount: 7, hiddenSize: 16, multiprocessorCount: 132)

@@ -61,10 +61,10 @@ public final class CUDAQuantizer: Sendable {
         try plan(arguments, variant: variant, kernels: try kernels(for: arguments))
     }
 
-    private func tunedPlan(_ function: CUDAFunction, geometry: ScaleGeometry, scaleByteCapacity: Int,
+    private func tunedPlan(_ function: CUDAFunction, geometry: ScaleGeometry, rowCapacity: Int, scaleByteCapacity: Int,
                            expertCount: Int, masked: Bool) throws -> LaunchPlan {
         try LaunchPlan.tuned(
-            scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
+            rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
             expertCount: expertCount, masked: masked, multiprocessorCount: multiprocessorCount
         ) { sharedBytes in
             try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
@@ -75,7 +75,8 @@ public final class CUDAQuantizer: Sendable {
         let function = try kernels.function(for: variant)
         switch variant {
         case .tuned:
-            return try tunedPlan(function, geometry: arguments.geometry, scaleByteCapacity: arguments.scaleByteCapacity,
+            return try tunedPlan(function, geometry: arguments.geometry, rowCapacity: arguments.rowCount,
+                                 scaleByteCapacity: arguments.scaleByteCapacity,
                                  expertCount: arguments.expertCount, masked: false)
         case .seed:
             return LaunchPlan.seed(rowCount: arguments.rowCount, hiddenSize: arguments.hiddenSize,
@@ -117,7 +118,7 @@ public final class CUDAQuantizer: Sendable {
     public func plan(for arguments: DeviceMaskedQuantizationArguments) throws -> LaunchPlan {
         let kernels = try kernels(for: arguments)
         return try tunedPlan(try kernels.function(for: .tuned), geometry: arguments.geometry,
-                             scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
+                             rowCapacity: arguments.groupCount * arguments.maxRowsPerGroup, scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
     }
 
     private func kernels(for arguments: DeviceMaskedQuantizationArguments) throws -> LoadedKernels {

@@ -33,6 +33,8 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     public static let tunedBlock = 256
     /// Items per thread per loop trip in the tuned kernel (`kTunedUnroll`).
     public static let tunedUnroll = 2
+    /// Padding scale bytes one tuned thread is sized to zero (one 16-byte store).
+    public static let paddingBytesPerThread = 16
     /// Shared memory a block may use without opting in.
     public static let sharedMemoryLimit = 48 * 1024
 
@@ -40,20 +42,23 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     public static let maskedScratchByteCount = 128
 
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
-    /// block and shared-memory size), fewer blocks when the largest possible item count
-    /// (`scaleRowCapacity` rows) needs fewer. The offset tables go to shared memory when they fit;
-    /// the masked layout always derives them there (its group count is bounded by
+    /// block and shared-memory size), fewer blocks when the most work either phase can have needs
+    /// fewer: phase 1 takes `tunedUnroll` scale bytes of a routed row (at most `rowCapacity`
+    /// rows) per thread, phase 2 zeroes 16 scale bytes of padding (at most `scaleRowCapacity`
+    /// rows) per thread. The offset tables go to shared memory when they fit; the masked layout
+    /// always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
-        scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
+        rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
         multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
         let tableBytes = 2 * (expertCount + 1) * 4 + (masked ? maskedScratchByteCount : 0)
         let shared = masked || tableBytes <= sharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
-        let items = scaleRowCapacity * scaleColumns
-        let needed = (items + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
+        let rowBlocks = (rowCapacity * scaleColumns + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
+        let paddingBlocks = (scaleRowCapacity * scaleColumns + tunedBlock * 16 - 1) / (tunedBlock * 16)
+        let needed = max(rowBlocks, paddingBlocks)
         return LaunchPlan(grid: max(1, min(wave, needed)), block: tunedBlock, sharedMemoryByteCount: sharedBytes,
                           sharedTables: shared, zeroScalesFirst: false)
     }
