@@ -259,26 +259,23 @@ __device__ __forceinline__ float outputScale(uint32_t scaleByte, float inverseGl
   return scaleByte == 0u ? 0.0f : __frcp_rn(__fmul_rn(decodeBlockScale(scaleByte), inverseGlobalScale));
 }
 
-// Step 5, software: the code of one value, sign in bit 3.
+// Step 5, software: the code of one value y = x · outScale, sign in bit 3.
 //
 // The E2M1 grid has spacing q = 0.5 below 2, 1 in [2, 4) and 2 above. For each spacing the FP32
 // adder rounds |y| to a multiple of q, ties to even, when q·2^23 is added; the bit distance of
 // the sum from q·2^23 counts the quanta n_q. The candidate codes c = n_0.5, n_1 + 2, n_2 + 4
 // follow min(2y, y + 2, y/2 + 4), a concave function whose pieces meet at 2 and 4, so the code
-// is min(c_0.5, c_1, c_2, 7) — each candidate rounded once, at its own spacing. The first sum
-// carries y's sign: its top nibble is sign·8 + 4 whenever the code is below 7 (exponent 149 or
-// 150), so xor 4 leaves the sign; for huge values, ±Inf and NaN the extra low bits fall inside
-// the code 7. NaN leaves the adder as the canonical positive NaN: code 0x7. −0 and negative
-// values that round to zero keep their sign.
+// is min(c_0.5, c_1, c_2, 7) — each candidate rounded once, at its own spacing (each subtraction
+// and min one VIADDMNMX). ±Inf and huge values give huge candidates: code 7. The sign is y's
+// sign bit, so −0 and negative values that round to zero keep it. y is always a product, and the
+// FP32 multiplier returns every NaN as the canonical positive NaN (0x7FFFFFFF): a NaN y has
+// huge candidates and no sign, code 0x7 (the exhaustive check converts products for this reason).
 __device__ __forceinline__ uint32_t roundToE2M1Software(float y) {
-  const uint32_t magicHalf = 0x4A800000u | (__float_as_uint(y) & 0x80000000u);  // ±2^22
-  const uint32_t sumHalf = __float_as_uint(__fadd_rn(y, __uint_as_float(magicHalf)));
-  const uint32_t sumOne = __float_as_uint(__fadd_rn(fabsf(y), 8388608.0f));     // + 2^23
-  const uint32_t sumTwo = __float_as_uint(__fadd_rn(fabsf(y), 16777216.0f));    // + 2^24
-  uint32_t code = sumHalf - magicHalf;
-  code = min(code, sumOne - (0x4B000000u - 2u));
-  code = min(code, sumTwo - (0x4B800000u - 4u));
-  return min(code, 7u) | ((sumHalf >> 28) ^ 4u);
+  const float magnitude = fabsf(y);
+  const uint32_t half = __float_as_uint(__fadd_rn(magnitude, 4194304.0f)) - 0x4A800000u;         // n_0.5
+  const uint32_t one = __float_as_uint(__fadd_rn(magnitude, 8388608.0f)) - (0x4B000000u - 2u);   // n_1 + 2
+  const uint32_t two = __float_as_uint(__fadd_rn(magnitude, 16777216.0f)) - (0x4B800000u - 4u);  // n_2 + 4
+  return min(min(min(one, 7u), half), two) | ((__float_as_uint(y) >> 28) & 8u);
 }
 
 // Step 5 for a pair: the packed byte (first in the low nibble).
@@ -296,9 +293,14 @@ __device__ __forceinline__ uint32_t roundPairToE2M1(float first, float second) {
 // Step 6: codes of 8 values (x · outScale) packed into 4 bytes.
 __device__ __forceinline__ uint32_t packNibbles(const float* x, float outScale) {
   uint32_t word = 0;
+  if (kHardwareE2M1) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    word |= roundPairToE2M1(__fmul_rn(x[2 * j], outScale), __fmul_rn(x[2 * j + 1], outScale)) << (8 * j);
+    for (int j = 0; j < 4; ++j) {
+      word |= roundPairToE2M1(__fmul_rn(x[2 * j], outScale), __fmul_rn(x[2 * j + 1], outScale)) << (8 * j);
+    }
+  } else {  // last value first: each code enters with one multiply-add (the nibbles are disjoint)
+#pragma unroll
+    for (int j = 7; j >= 0; --j) word = word * 16u + roundToE2M1Software(__fmul_rn(x[j], outScale));
   }
   return word;
 }
@@ -854,16 +856,18 @@ struct ConversionParams {
   uint8_t* out;
   uint64_t count;
   uint32_t first;
-  uint32_t reserved;
+  float one;  // 1.0, opaque to the compiler: the E2M1 check converts pattern · 1 (see below)
 };
 static_assert(sizeof(ConversionParams) == 24, "ConversionParams layout changed: update Swift");
 
-// E2M1 codes of patterns first + i, two per byte (pattern first + 2j in the low nibble).
+// E2M1 codes of patterns first + i, two per byte (pattern first + 2j in the low nibble). Each
+// pattern is converted as the quantizer converts it, as a product: pattern · 1 is the pattern
+// itself except that every NaN becomes the canonical positive NaN.
 extern "C" __global__ void nvfp4_round_to_e2m1_all(const ConversionParams p) {
   for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count / 2;
        j += uint64_t(gridDim.x) * blockDim.x) {
-    const float a = __uint_as_float(p.first + uint32_t(2 * j));
-    const float b = __uint_as_float(p.first + uint32_t(2 * j + 1));
+    const float a = __fmul_rn(__uint_as_float(p.first + uint32_t(2 * j)), p.one);
+    const float b = __fmul_rn(__uint_as_float(p.first + uint32_t(2 * j + 1)), p.one);
     p.out[j] = uint8_t(roundPairToE2M1(a, b));
   }
 }

@@ -31,7 +31,8 @@ public struct ConversionCheckParameters: BitwiseCopyable, Equatable, Sendable {
     public var output: UInt64
     public var count: UInt64
     public var first: UInt32
-    public var reserved: UInt32 = 0
+    /// 1.0, passed so the compiler cannot fold the product the E2M1 check converts.
+    public var one: Float = 1
 }
 
 /// Swift's mirror of `RowStepParams` (32 bytes), the argument of the unfused steps
