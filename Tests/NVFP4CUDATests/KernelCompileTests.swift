@@ -100,9 +100,9 @@ struct KernelCompileTests {
         #expect(tiny.grid == 1)
         // M = 16, K = 2048 (128 scale columns), E = 8 with 5 experts holding rows: 640 scale rows.
         // Phase 1 needs 4 blocks, the padding 20 (a 16-byte store a thread), not the wave's 396.
-        let small = LaunchPlan.tuned(rowCapacity: 16, scaleRowCapacity: 640, scaleColumns: 128, expertCount: 8,
-                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
-        #expect(small.grid == 20)
+        let smallTuned = LaunchPlan.tuned(rowCapacity: 16, scaleRowCapacity: 640, scaleColumns: 128, expertCount: 8,
+                                          multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
+        #expect(smallTuned.grid == 20)
         let rowBound = LaunchPlan.tuned(rowCapacity: 512, scaleRowCapacity: 1024, scaleColumns: 128, expertCount: 8,
                                         multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
         #expect(rowBound.grid == 128)
