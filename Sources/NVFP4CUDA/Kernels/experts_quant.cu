@@ -47,7 +47,8 @@
 //   roundToE2M1      E2M1(x · outScale): nearest-even, saturate to ±6, −0 keeps its sign,
 //                    NaN → +6 (0x7), as cvt.rn.satfinite.e2m1x2.f32 documents
 //   packNibbles      element 2j in the low nibble
-// All products use __fmul_rn (sums __fadd_rn) so no FMA contraction can change a rounding.
+// All products use __fmul_rn (sums __fadd_rn) so no FMA contraction can change a rounding; the
+// exp's fused multiply-adds are explicit (__fmaf_rn), as the specification writes them.
 //
 // Compile-time parameters (injected by Swift as -D options, each checked below):
 //   NVFP4_HIDDEN_SIZE     K, a positive multiple of NVFP4_BLOCK_SIZE
@@ -183,7 +184,8 @@ __device__ __forceinline__ float roundToInputType(float y) { return toFloat(toIn
 // 2^k for k in [-126, 127], from the exponent bits.
 __device__ __forceinline__ float powerOfTwo(int k) { return __int_as_float((k + 127) << 23); }
 
-// exp(x) as FusedVariants.md writes it: plain rounded FP32 operations, the same ones Swift runs.
+// exp(x) as FusedVariants.md writes it: correctly rounded FP32 operations (fused multiply-adds in
+// the range reduction and the polynomial), the same ones Swift runs.
 __device__ __forceinline__ float expSiLU(float x) {
   if (x != x) return x;
   x = fminf(fmaxf(x, -104.0f), 89.0f);
@@ -194,15 +196,13 @@ __device__ __forceinline__ float expSiLU(float x) {
   const float shifted = __fadd_rn(__fmul_rn(x, __int_as_float(0x3FB8AA3B)), 12582912.0f);
   const float n = __fsub_rn(shifted, 12582912.0f);
   const int ni = int(__float_as_uint(shifted) - 0x4B400000u);
-  const float r = __fsub_rn(__fsub_rn(x, __fmul_rn(n, __int_as_float(0x3F317200))),
-                            __fmul_rn(n, __int_as_float(0x35BFBE8E)));
-  float p = __fmul_rn(r, __int_as_float(0x3AB60B61));
-  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3C088889), p));
-  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3D2AAAAB), p));
-  p = __fmul_rn(r, __fadd_rn(__int_as_float(0x3E2AAAAB), p));
-  p = __fmul_rn(r, __fadd_rn(0.5f, p));
-  p = __fmul_rn(r, __fadd_rn(1.0f, p));
-  p = __fadd_rn(1.0f, p);
+  const float r = __fmaf_rn(-n, __int_as_float(0x35BFBE8E), __fmaf_rn(-n, __int_as_float(0x3F317200), x));
+  float p = __fmaf_rn(__int_as_float(0x3AB60B61), r, __int_as_float(0x3C088889));
+  p = __fmaf_rn(p, r, __int_as_float(0x3D2AAAAB));
+  p = __fmaf_rn(p, r, __int_as_float(0x3E2AAAAB));
+  p = __fmaf_rn(p, r, 0.5f);
+  p = __fmaf_rn(p, r, 1.0f);
+  p = __fmaf_rn(p, r, 1.0f);
   // p·2^n rounded once, p in [0.7, 1.42]. Any exact route to that one rounding gives the same
   // bits as the specification's (p·2^n1)·2^n2: for n in [−125, 127] the product is normal (or
   // overflows to +Inf only at n = 128, outside this range), so adding n to the exponent bits is
