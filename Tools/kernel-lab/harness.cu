@@ -13,6 +13,17 @@ namespace k {
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1);} } while (0)
 
+// The quantizer's parameters for one buffer set (offsets layout, no gather, no validation).
+k::QuantParams params(uint16_t* input, uint8_t* codes, uint8_t* scales, int32_t* off, int32_t* soff, float* gs,
+                      int M, int E, int sharedTables, long long scaleRows) {
+  k::QuantParams p{};
+  p.input = input; p.codes = codes; p.scales = scales;
+  p.inputOffsets = off; p.scaleOffsets = soff; p.globalScales = gs;
+  p.rowCount = M; p.sourceRowCount = M; p.expertCount = E;
+  p.sharedTables = sharedTables; p.status = nullptr; p.scaleRowCapacity = scaleRows;
+  return p;
+}
+
 std::vector<int> skewed(int rows, int experts) {
   std::vector<double> w(experts); double total = 0;
   for (int e = 0; e < experts; ++e) { w[e] = (e % 5 == 4 && experts > 1) ? 0 : 1.0 / (1 + e % 17); total += w[e]; }
@@ -52,10 +63,12 @@ int main(int argc, char** argv) {
   double copyBW = 2.0 * cb / (copyUs * 1e-6);
   const int tableBytes = 2 * (E + 1) * 4;
   int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, k::nvfp4_quantize_tuned, 256, tableBytes));
-  long long items = (long long)R * k::kScaleColumns;
-  int grid = std::max<long long>(1, std::min<long long>((long long)sms * perSM, (items + 511) / 512));
+  // LaunchPlan.tuned: one wave at most, no more blocks than the larger phase needs
+  long long rowBlocks = ((long long)M * k::kScaleColumns + 511) / 512;
+  long long paddingBlocks = ((long long)R * k::kScaleColumns + 4095) / 4096;
+  int grid = std::max<long long>(1, std::min<long long>((long long)sms * perSM, std::max(rowBlocks, paddingBlocks)));
   float tunedUs = timeit([&](int i) { int s = i % sets;
-    k::QuantParams p{in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1};
+    k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1, R);
     k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); }, 50);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   // seed geometry
@@ -64,16 +77,16 @@ int main(int argc, char** argv) {
   while (sg <= sms && block > 64 && block % 4 == 0) { sg *= 2; block /= 2; }
   int shared = sg * block < total;
   float seedUs = timeit([&](int i) { int s = i % sets;
-    k::QuantParams p{in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, shared};
+    k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, shared, R);
     cudaMemsetAsync(scales[s], 0, scaleBytes);
     k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(p); }, 50);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   // compare outputs of tuned vs seed on set 0
   std::vector<uint8_t> c1(codeBytes), s1(scaleBytes), c2(codeBytes), s2(scaleBytes);
-  { k::QuantParams p{in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1};
+  { k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1, R);
     cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); CK(cudaDeviceSynchronize());
     cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
-    k::QuantParams q{in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, shared};
+    k::QuantParams q = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, shared, R);
     cudaMemset(codes[0], 0x11, codeBytes); cudaMemset(scales[0], 0, scaleBytes); k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(q); CK(cudaDeviceSynchronize());
     cudaMemcpy(c2.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s2.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost); }
   bool same = c1 == c2 && s1 == s2;

@@ -7,7 +7,7 @@ sed -e "s/constexpr int kTunedUnroll = .*;/constexpr int kTunedUnroll = kColumnS
     -e "s/__launch_bounds__([^)]*) nvfp4_quantize_tuned/__launch_bounds__(256, ${MINBLOCKS:-3}) nvfp4_quantize_tuned/" \
     ${KERNEL:-../../Sources/NVFP4CUDA/Kernels/experts_quant.cu} > kernel.cu
 for K in ${KS:-2048 7168}; do
-  nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -DNVFP4_HIDDEN_SIZE=$K -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -o h$K harness.cu 2>&1 | grep -A1 "nvfp4_quantize_tuned" | grep Used || true
+  nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -DNVFP4_HIDDEN_SIZE=$K -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -DNVFP4_BLOCK_SIZE=16 -DNVFP4_SCALE_UE8M0=0 -DNVFP4_SILU_MUL=0 -DNVFP4_ROW_MAP=0 -o h$K harness.cu 2>&1 | grep -A1 "nvfp4_quantize_tuned" | grep Used || true
 done
 echo "== ${TAG:-default} UNROLL=${UNROLL:-2} MINBLOCKS=${MINBLOCKS:-3}"
 for K in ${KS:-2048 7168}; do
@@ -16,5 +16,5 @@ for K in ${KS:-2048 7168}; do
   done
 done
 if [ -n "$E2M1CHECK" ]; then
-  nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=16 -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -o e2m1check e2m1check.cu && ./e2m1check
+  nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=16 -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -DNVFP4_BLOCK_SIZE=16 -DNVFP4_SCALE_UE8M0=0 -DNVFP4_SILU_MUL=0 -DNVFP4_ROW_MAP=0 -o e2m1check e2m1check.cu && ./e2m1check
 fi
