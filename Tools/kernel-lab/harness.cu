@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   std::vector<float> gs(E); for (int e = 0; e < E; ++e) gs[e] = float(1 + e % 7) * 40;
   const size_t R = soff[E], scaleBytes = R * k::kScaleColumns, inBytes = size_t(M) * K * 2, codeBytes = size_t(M) * K / 2;
   const size_t setBytes = inBytes + codeBytes + scaleBytes;
-  int sets = std::max<size_t>(2, (150ull << 20) / setBytes + 1);
+  int sets = getenv("SETS") ? atoi(getenv("SETS")) : std::max<size_t>(2, (150ull << 20) / setBytes + 1);  // SETS overrides
   std::vector<uint16_t*> in(sets); std::vector<uint8_t*> codes(sets), scales(sets);
   for (int s = 0; s < sets; ++s) {
     CK(cudaMalloc(&in[s], inBytes)); CK(cudaMalloc(&codes[s], codeBytes)); CK(cudaMalloc(&scales[s], scaleBytes));
