@@ -507,12 +507,22 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
 
 // Stores the scale byte of block kb of scale row s; swizzled rows merge 4 lanes into one word.
 // Every lane of the 4-lane group must call it together.
+// A swizzled scale word: 4 bytes of a 32-byte sector that rows s, s+1, s+32, s+33, …, s+97 share
+// and different warps write, stored with an L2 evict-last policy so that the sector stays in L2
+// until it is whole (at M = 131072, K = 7168 the L2 otherwise wrote partial sectors back and read
+// them again: ~2 × the scale tensor of extra DRAM traffic).
+__device__ __forceinline__ void storeScaleWord(uint8_t* address, uint32_t word) {
+  uint64_t policy;
+  asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+  asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;" ::"l"(address), "r"(word), "l"(policy) : "memory");
+}
+
 __device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, uint32_t scaleByte, uint32_t groupMask) {
   if (kSwizzled) {
     uint32_t word = scaleByte << (8 * (kb & 3));
     word |= __shfl_xor_sync(groupMask, word, 1);
     word |= __shfl_xor_sync(groupMask, word, 2);
-    if ((kb & 3) == 0) *reinterpret_cast<uint32_t*>(scales + scaleByteOffset(s, kb)) = word;
+    if ((kb & 3) == 0) storeScaleWord(scales + scaleByteOffset(s, kb), word);
   } else {
     scales[scaleByteOffset(s, kb)] = uint8_t(scaleByte);
   }
