@@ -505,8 +505,6 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
   return scaleByte;
 }
 
-// Stores the scale byte of block kb of scale row s; swizzled rows merge 4 lanes into one word.
-// Every lane of the 4-lane group must call it together.
 // A swizzled scale word: 4 bytes of a 32-byte sector that rows s, s+1, s+32, s+33, …, s+97 share
 // and different warps write, stored with an L2 evict-last policy so that the sector stays in L2
 // until it is whole (at M = 131072, K = 7168 the L2 otherwise wrote partial sectors back and read
@@ -517,6 +515,8 @@ __device__ __forceinline__ void storeScaleWord(uint8_t* address, uint32_t word) 
   asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;" ::"l"(address), "r"(word), "l"(policy) : "memory");
 }
 
+// Stores the scale byte of block kb of scale row s; swizzled rows merge 4 lanes into one word.
+// Every lane of the 4-lane group must call it together.
 __device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, uint32_t scaleByte, uint32_t groupMask) {
   if (kSwizzled) {
     uint32_t word = scaleByte << (8 * (kb & 3));
@@ -554,8 +554,8 @@ __device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t
 // The permutation entry (the source row) of unit `unit` of this lane's slot, 0 past off[E]:
 // loaded one unit ahead when gathering, so a unit's input loads need not wait for it.
 __device__ __forceinline__ int32_t sourceOfUnit(const QuantParams& p, int64_t unit, int slot, int64_t routedRows) {
-  const int64_t routed = unit / kUnitsPerRow * kRowsPerWarp + slot;
-  return routed < routedRows ? __ldg(p.permutation + routed) : 0;
+  const RoutedUnit u = numberUnit(unit, slot, routedRows);
+  return u.valid ? __ldg(p.permutation + u.routed) : 0;
 }
 
 // Points a valid unit at output row `row` and its source row (`token`, when gathering).

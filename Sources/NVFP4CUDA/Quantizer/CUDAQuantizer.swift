@@ -118,7 +118,8 @@ public final class CUDAQuantizer: Sendable {
     public func plan(for arguments: DeviceMaskedQuantizationArguments) throws -> LaunchPlan {
         let kernels = try kernels(for: arguments)
         return try tunedPlan(try kernels.function(for: .tuned), geometry: arguments.geometry,
-                             rowCapacity: arguments.groupCount * arguments.maxRowsPerGroup, scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
+                             rowCapacity: arguments.groupCount * arguments.maxRowsPerGroup,
+                             scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
     }
 
     private func kernels(for arguments: DeviceMaskedQuantizationArguments) throws -> LoadedKernels {

@@ -44,8 +44,8 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
     /// block and shared-memory size), fewer blocks when the most work either phase can have needs
     /// fewer: phase 1 takes `tunedUnroll` scale bytes of a routed row (at most `rowCapacity`
-    /// rows) per thread, phase 2 zeroes 16 scale bytes of padding (at most `scaleRowCapacity`
-    /// rows) per thread. The offset tables go to shared memory when they fit; the masked layout
+    /// rows) per thread, phase 2 zeroes ``paddingBytesPerThread`` scale bytes of padding (at most
+    /// `scaleRowCapacity` rows) per thread. The offset tables go to shared memory when they fit; the masked layout
     /// always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
@@ -57,7 +57,8 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
         let rowBlocks = (rowCapacity * scaleColumns + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
-        let paddingBlocks = (scaleRowCapacity * scaleColumns + tunedBlock * 16 - 1) / (tunedBlock * 16)
+        let paddingBlocks = (scaleRowCapacity * scaleColumns + tunedBlock * paddingBytesPerThread - 1)
+            / (tunedBlock * paddingBytesPerThread)
         let needed = max(rowBlocks, paddingBlocks)
         return LaunchPlan(grid: max(1, min(wave, needed)), block: tunedBlock, sharedMemoryByteCount: sharedBytes,
                           sharedTables: shared, zeroScalesFirst: false)
