@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import NVFP4
 import NVFP4CUDA
 
@@ -42,7 +43,13 @@ struct Backend {
         guard try CUDADevice.count() > 0 else {
             throw NVFP4Error.cudaUnavailable(library: "libcuda", searched: [], reason: "the driver reports no CUDA device")
         }
-        return try CUDAQuantizer(context: CUDAContext(ordinal: 0))
+        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy())
+    }
+
+    /// `NVFP4_LINE_UNITS=always` has the tuned kernel use line units for every dense tile (same
+    /// bytes; for fuzzing that path on small shapes); anything else leaves the choice to the kernel.
+    static func lineUnitPolicy() -> LineUnitPolicy {
+        getenv("NVFP4_LINE_UNITS").map { String(cString: $0) } == "always" ? .always : .automatic
     }
 
     func quantize(_ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,

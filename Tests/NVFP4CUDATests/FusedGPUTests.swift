@@ -101,6 +101,45 @@ struct FusedGPUTests {
         }
     }
 
+    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, activation, gather, layout and the masked layout")
+    func lineUnitsMatchCPU() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context, lineUnits: .always)
+        // Experts of 100 to 600 rows: whole and part-dense tiles, tails of both kinds, K with a
+        // partial 32-block unit (96: 6 blocks; 2880: 180).
+        var seed: UInt64 = 5100
+        for format in FusedCases.formats {
+            for activation in Activation.allCases {
+                for gather in [false, true] {
+                    for (experts, tokens, hiddenSize) in [(3, 400, 96), (5, 300, 2880)] {
+                        seed += 1
+                        let testCase = try FusedCases.offsets(seed: seed, experts: experts, tokens: tokens, hiddenSize: hiddenSize,
+                                                              format: format, activation: activation, gather: gather)
+                        let expected = try testCase.runCPU(.fast, poison: 0xA5)
+                        let device = try DeviceProblem(testCase, context: context)
+                        try device.poison()
+                        try quantizer.quantize(device.arguments)
+                        try context.synchronize()
+                        let actual = try device.outputs()
+                        #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(testCase): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
+                        #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(testCase): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+                    }
+                }
+                seed += 1
+                let masked = try FusedCases.masked(seed: seed, maxRows: 300, hiddenSize: 2880, mask: [300, 65, 0, 129, 64, 200, 1000],
+                                                   format: format, activation: activation)
+                let expected = try masked.runCPU(.fast)
+                let device = try DeviceMaskedProblem(masked, context: context)
+                try device.poison()
+                try quantizer.quantize(device.arguments)
+                try context.synchronize()
+                let actual = try device.outputs()
+                #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(masked): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
+                #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(masked): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+            }
+        }
+    }
+
     @Test("masked layout: equals the CPU path; rows past the mask keep their codes, get zero scales, and garbage there changes nothing")
     func maskedMatchesCPU() throws {
         let context = try requireGPUOrSkip()

@@ -13,7 +13,7 @@ struct KernelCompileTests {
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.rowCount) == 56)
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sourceRowCount) == 64)
         #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.expertCount) == 72)
-        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.sharedTables) == 76)
+        #expect(MemoryLayout<ExpertsQuantParameters>.offset(of: \.flags) == 76)
         #expect(MemoryLayout<RowStepParameters>.size == 32)
         #expect(MemoryLayout<ConversionCheckParameters>.size == 24)
         #expect(MemoryLayout<ConversionCheckParameters>.offset(of: \.first) == 16)
@@ -80,6 +80,10 @@ struct KernelCompileTests {
                 #expect(function.stackFrameBytes == 0, "\(specialization) \(entryPoint) has a stack frame")
                 #expect(function.localMemoryBytes == 0, "\(specialization) \(entryPoint) uses local memory")
                 #expect(function.registers > 0 && function.registers <= 255)
+                if entryPoint == QuantizerVariant.tuned.entryPoint {
+                    #expect(function.sharedMemoryBytes <= LaunchPlan.tunedStaticSharedMemoryByteCount,
+                            "\(specialization): static shared memory past the launch plan's budget")
+                }
             }
         }
     }
@@ -94,7 +98,8 @@ struct KernelCompileTests {
         #expect(odd.block == 90 && odd.grid == 4, "the halving stops while the block is even")
         let tuned = LaunchPlan.tuned(rowCapacity: 1 << 20, scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
                                      multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
-        #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables && tuned.sharedMemoryByteCount == 2 * 257 * 4)
+        #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables
+                && tuned.sharedMemoryByteCount == 3 * 257 * 4 + LaunchPlan.tableScratchByteCount)
         let tiny = LaunchPlan.tuned(rowCapacity: 100, scaleRowCapacity: 128, scaleColumns: 4, expertCount: 1,
                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
         #expect(tiny.grid == 1)
@@ -111,7 +116,7 @@ struct KernelCompileTests {
         #expect(!huge.sharedTables && huge.sharedMemoryByteCount == 0)
         let masked = LaunchPlan.tuned(rowCapacity: 32 * 1024, scaleRowCapacity: 32 * 1024, scaleColumns: 448, expertCount: 32, masked: true,
                                       multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
-        #expect(masked.sharedTables && masked.sharedMemoryByteCount == 2 * 33 * 4 + LaunchPlan.maskedScratchByteCount)
+        #expect(masked.sharedTables && masked.sharedMemoryByteCount == 3 * 33 * 4 + LaunchPlan.tableScratchByteCount)
         let baseline = LaunchPlan.baseline(rowCount: 7, hiddenSize: 16, multiprocessorCount: 132)
         #expect(baseline.grid == 7 && baseline.block == 2)
     }

@@ -4,7 +4,8 @@
 // block of 16 (or 32) values in the 128×4 swizzled (or linear) layout, with expert e's FP32
 // global scale. Entry points share the spec steps below and the parameter struct:
 //   nvfp4_quantize_tuned     the default and the only fused one: every option below (one wave,
-//                            a block per lane and step, carried expert lookup, padding zeroed)
+//                            line units writing whole scale lines for dense tiles, row units a
+//                            block per lane and step with a carried expert lookup, padding zeroed)
 //   nvfp4_quantize_seed      the seed algorithm (8 values per thread, flattened grid-stride loop,
 //                            offsets in registers or shared memory), out-of-bounds reads fixed
 //   nvfp4_quantize_baseline  the pre-optimization algorithm (block per row, linear scan)
@@ -115,7 +116,6 @@ static_assert(kHiddenSize > 0 && kHiddenSize % kBlockSize == 0, "K must be a pos
 
 constexpr int kBlocksPerRow = kHiddenSize / kBlockSize;    // scales per row
 constexpr int kTiles = (kBlocksPerRow + 3) / 4;            // 4-block tiles per row
-constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;  // scale bytes per row
 constexpr int kVectorsPerBlock = kBlockSize / 8;           // 16-byte vectors per block
 constexpr int kInputRowWidth = kSiLUMul ? 2 * kHiddenSize : kHiddenSize;  // W
 
@@ -132,7 +132,7 @@ struct QuantParams {
   int64_t rowCount;              // M (masked: Mmax)
   int64_t sourceRowCount;        // rows of the input a gathered row may name (T)
   int32_t expertCount;           // E (masked: L)
-  int32_t sharedTables;          // 1: the offset tables live in dynamic shared memory
+  int32_t flags;                 // kSharedTables | kAlwaysLineUnits
   uint32_t* status;              // non-null: validate the tables on the device, OR violations in here
   int64_t scaleRowCapacity;      // rows the scale buffer holds (checked when validating)
 };
@@ -144,14 +144,20 @@ static_assert(__builtin_offsetof(QuantParams, permutation) == 48, "QuantParams l
 static_assert(__builtin_offsetof(QuantParams, rowCount) == 56, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, sourceRowCount) == 64, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, expertCount) == 72, "QuantParams layout changed");
-static_assert(__builtin_offsetof(QuantParams, sharedTables) == 76, "QuantParams layout changed");
+static_assert(__builtin_offsetof(QuantParams, flags) == 76, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, status) == 80, "QuantParams layout changed");
 static_assert(__builtin_offsetof(QuantParams, scaleRowCapacity) == 88, "QuantParams layout changed");
 #endif
 #endif
 
-// Dynamic shared memory: off then soff ([E + 1] each) when p.sharedTables is set, then 32 words
-// of scratch for the masked layout's scan.
+// QuantParams.flags. Mirrored by Swift's `ExpertsQuantParameters.Flags`.
+enum : int32_t {
+  kSharedTables = 1,     // the tables fit dynamic shared memory (the masked layout always sets it)
+  kAlwaysLineUnits = 2,  // tuned: line units for every dense tile, however few (tests; same bytes)
+};
+
+// Dynamic shared memory, when kSharedTables is set (always when masked): off, soff and the dense
+// table ([E + 1] each), then 32 words of scratch for the block scans that build them.
 extern __shared__ int32_t sharedTables[];
 
 // ---------------------------------------------------------------------------------------------
@@ -339,20 +345,34 @@ __device__ __forceinline__ int findExpert(const int32_t* table, int expertCount,
   return low;
 }
 
-// Masked layout: off = exclusive prefix of min(max(mask, 0), Mmax) and soff[e] = e·S, built by
-// every block in shared memory. Each thread sums a run of consecutive groups, the runs' totals
-// are scanned across the block (warp shuffles, then the warp totals), and each thread writes its
-// run's prefixes.
-__device__ __forceinline__ void deriveMaskedTables(const QuantParams& p, int32_t* inputTable, int32_t* scaleTable,
-                                                   int32_t* scratch) {
-  const int E = p.expertCount;
-  const int32_t maxRows = int32_t(p.rowCount);
-  const int32_t scaleRowsPerGroup = (maxRows + 127) / 128 * 128;
+// A 128-row scale tile is dense when more than kDenseRows of its rows are routed: every tile
+// of an expert but its last, and the last when it is more than half full. The tuned kernel
+// quantizes dense tiles in line units and the rest (each expert's tail) in row units.
+constexpr int kDenseRows = 64;
+constexpr int kUnitLineSets = 4;                                                   // line sets of a tile
+constexpr int kUnitTiles = 8;                                                      // 4-block columns (32 blocks)
+constexpr int kChunksPerRow = (kTiles + kUnitTiles - 1) / kUnitTiles;              // line units across a row
+constexpr int kLineUnitRounds = 8;                                                 // line units a block, at least
+// Line units are chosen for the identity without a gather only (any of them when forced, which
+// the tests do). Measured with them, the gather + quantize at K = 7168 took 155 µs against row
+// units' 137 and SiLU·mul + quantize 631 against 574: a line unit's rows wait on their
+// permutation entries, or on the SiLU arithmetic, between its loads and its barrier.
+constexpr bool kLineUnits = !kGather && !kSiLUMul;
+
+// Dense tiles of an expert with `rows` routed rows.
+__device__ __forceinline__ int32_t denseTiles(int32_t rows) { return rows / 128 + (rows % 128 > kDenseRows ? 1 : 0); }
+
+// Writes the exclusive prefix of value(0) … value(E − 1) into table[0 … E] (table[E] is the
+// total). Each thread sums a run of consecutive entries, the runs' totals are scanned across the
+// block (warp shuffles, then the warp totals in `scratch`, 32 words), and each thread writes its
+// run's prefixes. Every thread of the block calls it; it ends with a barrier.
+template <typename Value>
+__device__ __forceinline__ void blockExclusiveScan(int E, int32_t* table, int32_t* scratch, Value value) {
   const int run = (E + blockDim.x - 1) / blockDim.x;
   const int first = min(E, int(threadIdx.x) * run);
   const int last = min(E, first + run);
   int32_t total = 0;
-  for (int e = first; e < last; ++e) total += min(max(p.inputOffsets[e], 0), maxRows);
+  for (int e = first; e < last; ++e) total += value(e);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int32_t inclusive = total;
 #pragma unroll
@@ -365,32 +385,63 @@ __device__ __forceinline__ void deriveMaskedTables(const QuantParams& p, int32_t
   int32_t before = inclusive - total;
   for (int w = 0; w < warp; ++w) before += scratch[w];
   for (int e = first; e < last; ++e) {
-    inputTable[e] = before;
-    scaleTable[e] = e * scaleRowsPerGroup;
-    before += min(max(p.inputOffsets[e], 0), maxRows);
+    table[e] = before;
+    before += value(e);
   }
-  if (last == E && first < last) {
-    inputTable[E] = before;
-    scaleTable[E] = E * scaleRowsPerGroup;
-  }
+  if (last == E && first < last) table[E] = before;
+  __syncthreads();
 }
 
-// Copies off and soff into shared memory (or derives them from the mask) when they fit, and
-// returns the tables to search.
-__device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* shared,
-                                            const int32_t*& inputTable, const int32_t*& scaleTable) {
-  if (kMasked || p.sharedTables) {  // the masked layout always derives its tables in shared memory
+// Masked layout: a group's rows, c = min(max(mask, 0), Mmax).
+__device__ __forceinline__ int32_t maskedRows(const QuantParams& p, int e) {
+  return min(max(p.inputOffsets[e], 0), int32_t(p.rowCount));
+}
+
+// Whether the tuned kernel may take line units: forced, or — for the identity without a gather
+// (kLineUnits) — the tails' row slots (64 an expert) are no more than the routed rows and the
+// most line units the rows allow (a dense tile holds more than 64 of them) reach
+// kLineUnitRounds a block. Otherwise no dense table is built, so small problems pay no scan.
+__device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t routedRows) {
+  if ((p.flags & kAlwaysLineUnits) != 0) return true;
+  return kLineUnits &&
+         (int64_t(p.expertCount) * kDenseRows <= routedRows &&
+          int64_t(routedRows) / (kDenseRows + 1) * kUnitLineSets * kChunksPerRow >= int64_t(kLineUnitRounds) * gridDim.x);
+}
+
+// Stages the tables in shared memory when they fit — off and soff copied (masked: off = the
+// prefix of c and soff[e] = e·S derived) and the dense table, the prefix of each expert's dense
+// tiles — and returns the tables to search. Tables too large for shared memory stay in global
+// memory, with no dense table (every row then goes through row units); so do problems too small
+// for line units (see mayUseLineUnits).
+__device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* shared, const int32_t*& inputTable,
+                                            const int32_t*& scaleTable, const int32_t*& denseTable) {
+  const int E = p.expertCount;
+  denseTable = nullptr;
+  if (kMasked || (p.flags & kSharedTables)) {  // the masked layout always derives its tables in shared memory
     int32_t* inputShared = shared;
-    int32_t* scaleShared = shared + p.expertCount + 1;
+    int32_t* scaleShared = inputShared + E + 1;
+    int32_t* denseShared = scaleShared + E + 1;
+    int32_t* scratch = denseShared + E + 1;
     if (kMasked) {
-      deriveMaskedTables(p, inputShared, scaleShared, scaleShared + p.expertCount + 1);
+      const int32_t scaleRowsPerGroup = (int32_t(p.rowCount) + 127) / 128 * 128;
+      for (int e = threadIdx.x; e <= E; e += blockDim.x) scaleShared[e] = e * scaleRowsPerGroup;
+      blockExclusiveScan(E, inputShared, scratch, [&](int e) { return maskedRows(p, e); });
+      if (mayUseLineUnits(p, inputShared[E])) {
+        blockExclusiveScan(E, denseShared, scratch, [&](int e) { return denseTiles(maskedRows(p, e)); });
+        denseTable = denseShared;
+      }
     } else {
-      for (int i = threadIdx.x; i <= p.expertCount; i += blockDim.x) {
-        inputShared[i] = p.inputOffsets[i];
-        scaleShared[i] = p.scaleOffsets[i];
+      for (int e = threadIdx.x; e <= E; e += blockDim.x) {
+        inputShared[e] = p.inputOffsets[e];
+        scaleShared[e] = p.scaleOffsets[e];
+      }
+      __syncthreads();
+      if (mayUseLineUnits(p, inputShared[E])) {
+        blockExclusiveScan(E, denseShared, scratch,
+                           [&](int e) { return denseTiles(inputShared[e + 1] - inputShared[e]); });
+        denseTable = denseShared;
       }
     }
-    __syncthreads();
     inputTable = inputShared;
     scaleTable = scaleShared;
   } else {
@@ -439,37 +490,55 @@ __device__ __forceinline__ bool tablesAreValid(const QuantParams& p, const int32
 }
 
 // ---------------------------------------------------------------------------------------------
-// tuned: two phases, each balanced on its own.
-//   1. Routed rows, numbered by their routed index v < off[E] (the row itself in the offsets
-//      layout; the rank among valid rows when masked), split into units of kTunedUnroll steps
-//      of a row, strided over warps: a warp takes kRowsPerWarp rows at a time and its lanes walk
-//      the unit's blocks, one block (B values: B/8 16-byte loads, twice with SiLU·mul) per lane
-//      and step, with every load of the unit in flight at once.
-//   2. Padding scale rows (past each expert's row count): swizzled 16-byte chunks strided over
-//      the whole grid, a 16-byte zero store wherever a whole chunk is padding.
-// The expert of a row is carried forward per lane (rows only grow): one comparison unless the
-// row left the expert, then a binary search of the rest. In the offsets layout a unit's loads
-// are issued before that search (the row is the routed index), and a gathered unit's source row
-// (its permutation entry) is loaded one unit ahead, so neither waits on a dependent load. (A
-// warp taking a contiguous range of units instead, for fewer searches, was 1.6× slower at
-// M = 131072: the grid then reads 3,000 scattered regions at once.) The 4 lanes holding
-// kb = 4q..4q+3 of a swizzled row merge their scale bytes; one stores the word.
+// tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
+// than 64 of its rows are routed (see kDenseRows).
+//   1. Line units of dense tiles — when there are at least kLineUnitRounds per block and the
+//      tails' row slots (64 an expert) are fewer than the routed rows. In the swizzled layout one
+//      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
+//      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
+//      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
+//      loads, twice with SiLU·mul); the scale bytes are merged in shared memory and stored as 8
+//      whole lines, one write request each. Stored from the lanes they were one 4-byte request a
+//      word (14.7 M at M = 131072, K = 7168), which cost ~12 % of the time; whole sectors from one
+//      warp took the DRAM excess away but not the time: the count of write requests is what
+//      costs. Padding rows of the tile get scale 0 here. Units are strided over blocks; the
+//      tile's expert is carried forward through the dense table.
+//   2. Row units: kTunedUnroll steps of a row a warp unit, strided over warps: a warp takes
+//      kRowsPerWarp rows at a time and its lanes walk the unit's blocks, one block per lane and
+//      step, with every load of the unit in flight at once; 4 lanes merge a swizzled scale word.
+//      After line units, the row slots of each expert's tail (the rows of its last tile when
+//      that tile is not dense); otherwise every routed row, the expert carried forward per lane
+//      (one comparison unless the row left the expert, then a binary search of the rest) and the
+//      loads issued before that search. (Line units of mostly empty tiles left most of a block
+//      idle, and few large units per block balanced badly: 2.3× slower at M = 1024, E = 256.)
+//   3. Padding outside the tiles phase 1 wrote: swizzled 16-byte chunks strided over the whole
+//      grid, a 16-byte zero store wherever a whole chunk is padding, 4-byte stores for the
+//      padding rows of a chunk that also holds routed rows; linear padding rows, expert by expert.
+// The linear layout takes the same units and stores a row's scale bytes straight from the lanes.
 
+constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
+constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
+constexpr int kRowsInFlight = kLoadsPerBlock <= 2 ? 4 : 1;                         // line units: rows loaded at once
+constexpr int kLineStride = 128 + 16;  // staged line pitch: a warp's 8 lines fall on distinct banks
+static_assert(kUnitWarps * 16 == 128 && kUnitTiles == kUnitWarps, "warp w fills bytes 16w … 16w + 15 of a line, stores line w");
+static_assert(4 % kRowsInFlight == 0, "rows in flight divide a warp's 4 rows");
+
+constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;            // scale bytes per row
 constexpr int kLanesPerRow =
-    kScaleColumns >= 32 ? 32 : (32 % kScaleColumns == 0 ? kScaleColumns : 32);  // lanes on one row
-constexpr int kRowsPerWarp = 32 / kLanesPerRow;                                  // rows per warp step
-constexpr int kColumnSteps = (kScaleColumns + kLanesPerRow - 1) / kLanesPerRow;  // blocks per lane
-constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);            // 16-byte loads per block
+    kScaleColumns >= 32 ? 32 : (32 % kScaleColumns == 0 ? kScaleColumns : 32);  // row units: lanes on one row
+constexpr int kRowsPerWarp = 32 / kLanesPerRow;                                  // row units: rows per warp step
+constexpr int kColumnSteps = (kScaleColumns + kLanesPerRow - 1) / kLanesPerRow;  // row units: blocks per lane
 constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                          // ≤ 4 loads in flight per lane
-constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per unit
+constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
-// Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
-// registers spill — a lane's unit holding more than 4 loads (32-value SiLU·mul blocks), and on
-// hardware-E2M1 targets the gather and 32-value blocks (NVRTC 13.0's sm_100a ptxas spilled 8–16
-// bytes there; 13.5's did not).
-constexpr bool kTightRegisters = kTunedUnroll * kLoadsPerBlock > 4 || (kHardwareE2M1 && (kGather || kBlockSize == 32));
-constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
+// Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
+// registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
+// and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
+// gather and 32-value blocks since session 3; the plain line units since they hold 4 rows'
+// loads), where 13.5's did not. Untimed: no Blackwell card was at hand.
+constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
+constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 
 // Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
 __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
@@ -505,6 +574,120 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
   return scaleByte;
 }
 
+// Whether row m of an expert with `rows` routed rows lies in a dense tile.
+__device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
+
+// ---- Phase 1: line units.
+
+// A line unit: line set `lineSet` of a dense tile, blocks 32·chunk … 32·chunk + 31.
+struct LineUnit {
+  int64_t tile;        // the tile's index in the scale buffer (its first scale row / 128)
+  int64_t firstRow;    // row 8·lineSet of the tile, as a row within the expert
+  int64_t rows;        // the expert's row count
+  int64_t routedBase;  // off[e] (the routed index of the expert's row 0)
+  int expert;
+  int lineSet;
+  int chunk;
+};
+
+// Numbers line unit `unit` (uniform across the block): dense tile d = unit / (4·chunks) is tile
+// d − dense[e] of expert e (an expert's dense tiles are its first), found by carrying the expert
+// forward and searching the dense table when the tile left it.
+__device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const int32_t* inputTable,
+                                                   const int32_t* scaleTable, const int32_t* denseTable,
+                                                   int64_t unit, int& expert) {
+  LineUnit u;
+  const int64_t lineSetIndex = unit / kChunksPerRow;
+  u.chunk = int(unit - lineSetIndex * kChunksPerRow);
+  u.lineSet = int(lineSetIndex % kUnitLineSets);
+  const int64_t denseTile = lineSetIndex / kUnitLineSets;
+  if (int64_t(denseTable[expert + 1]) <= denseTile) expert = findExpert(denseTable, p.expertCount, denseTile, expert + 1);
+  u.expert = expert;
+  const int64_t tileFirst = (denseTile - denseTable[expert]) * 128;  // the tile's first row within the expert
+  u.tile = int64_t(scaleTable[expert]) / 128 + (denseTile - denseTable[expert]);
+  u.firstRow = tileFirst + 8 * u.lineSet;
+  u.routedBase = inputTable[expert];
+  u.rows = int64_t(inputTable[expert + 1]) - u.routedBase;
+  return u;
+}
+
+// Quantizes this warp's rows of a line unit (rows 8·lineSet + w + 32q of the tile),
+// kRowsInFlight at a time with every load in flight, codes stored from the lanes. Swizzled: each
+// 4-lane group merges a row's scale bytes into its word, and the group's first lane writes the
+// 16 bytes of rows 8·lineSet + w (quarters 0…3) into its staged line. Linear: the lanes store
+// the bytes of routed rows.
+__device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
+                                                 uint8_t* staged) {
+  const float gs = __ldg(p.globalScales + u.expert);
+  const float inverseGs = __frcp_rn(gs);
+  const int kb = u.chunk * 32 + lane;
+  const bool columnExists = kb < kBlocksPerRow;
+  uint32_t words[4];
+#pragma unroll
+  for (int batch = 0; batch < 4; batch += kRowsInFlight) {
+    uint4 loaded[kRowsInFlight][kLoadsPerBlock];
+    int64_t outputRow[kRowsInFlight];
+    bool routed[kRowsInFlight], readable[kRowsInFlight];
+    int32_t token[kRowsInFlight];  // gather: the rows' permutation entries, all loaded before any input
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      const int64_t m = u.firstRow + warpInBlock + 32 * (batch + r);
+      routed[r] = m < u.rows;
+      outputRow[r] = kMasked ? int64_t(u.expert) * p.rowCount + m : u.routedBase + m;
+      token[r] = kGather && routed[r] ? __ldg(p.permutation + u.routedBase + m) : 0;
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      int64_t source = outputRow[r];
+      readable[r] = routed[r];
+      if (kGather && routed[r]) {
+        readable[r] = uint32_t(token[r]) < uint32_t(p.sourceRowCount);  // T < 2^31: the host checks it
+        if (!readable[r] && p.status != nullptr && lane == 0) atomicOr(p.status, kBadPermutation);
+        source = token[r];
+      }
+      if (readable[r] && columnExists) {
+        const uint4* input = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kb * kBlockSize);
+#pragma unroll
+        for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][v] = __ldg(input + v);
+        if (kSiLUMul) {
+          const uint4* up = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kHiddenSize + kb * kBlockSize);
+#pragma unroll
+          for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][kVectorsPerBlock + v] = __ldg(up + v);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      const uint32_t scaleByte = quantizeBlock(loaded[r], readable[r] && columnExists, gs, inverseGs,
+                                               p.codes + outputRow[r] * (kHiddenSize / 2) + kb * (kBlockSize / 2));
+      if (kSwizzled) {
+        uint32_t word = scaleByte << (8 * (lane & 3));
+        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 1);
+        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 2);
+        words[batch + r] = word;
+      } else if (routed[r] && columnExists) {
+        p.scales[(u.tile * 128 + 8 * u.lineSet + warpInBlock + 32 * (batch + r)) * kBlocksPerRow + kb] = uint8_t(scaleByte);
+      }
+    }
+  }
+  if (kSwizzled && (lane & 3) == 0) {
+    *reinterpret_cast<uint4*>(staged + (lane >> 2) * kLineStride + warpInBlock * 16) =
+        make_uint4(words[0], words[1], words[2], words[3]);
+  }
+}
+
+// Stores a swizzled line unit's staged lines (after the block's barrier): warp t stores line t,
+// the 4-block column 8·chunk + t, when the row has it.
+__device__ __forceinline__ void storeLines(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
+                                           const uint8_t* staged) {
+  const int kTile = u.chunk * kUnitTiles + warpInBlock;
+  if (kTile >= kTiles) return;
+  const uint32_t word = *reinterpret_cast<const uint32_t*>(staged + warpInBlock * kLineStride + lane * 4);
+  *reinterpret_cast<uint32_t*>(p.scales + (u.tile * kTiles + kTile) * 512 + u.lineSet * 128 + lane * 4) = word;
+}
+
+// ---- Phase 2: row units.
+
 // A swizzled scale word: 4 bytes of a 32-byte sector that rows s, s+1, s+32, s+33, …, s+97 share
 // and different warps write, stored with an L2 evict-last policy so that the sector stays in L2
 // until it is whole (at M = 131072, K = 7168 the L2 otherwise wrote partial sectors back and read
@@ -528,7 +711,7 @@ __device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, u
   }
 }
 
-// A unit of phase 1: kTunedUnroll steps of one routed row.
+// A row unit: kTunedUnroll steps of one routed row.
 struct RoutedUnit {
   const uint16_t* input;  // the source row's first value
   uint8_t* codes;         // the output row's first code byte
@@ -549,6 +732,29 @@ __device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t
   u.valid = u.routed < routedRows;
   u.readable = u.valid;
   return u;
+}
+
+// Tail unit `unit` of this lane's slot: row slots are (expert, j < 64), kRowsPerWarp of them a
+// warp step (a step never straddles experts: kRowsPerWarp divides 64), and the lane's row is the
+// expert's tail row j when it has one — the tail being the rows of its last tile when that tile
+// is not dense. The expert follows from the slot: no search. Returns the row within the expert.
+__device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const int32_t* inputTable,
+                                                  const int32_t* scaleTable, int64_t unit, int slot, RoutedUnit& u,
+                                                  int& expert) {
+  const int64_t group = unit / kUnitsPerRow;
+  u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
+  expert = int(group * kRowsPerWarp / kDenseRows);
+  const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
+  const int64_t lastTile = rows & ~int64_t(127);
+  const int64_t m = lastTile + group * kRowsPerWarp % kDenseRows + slot;
+  u.valid = rows - lastTile <= kDenseRows && m < rows;
+  u.readable = u.valid;
+  u.routed = int64_t(inputTable[expert]) + m;
+  if (u.valid) {
+    u.scaleRow = scaleTable[expert] + m;
+    u.gs = __ldg(p.globalScales + expert);
+  }
+  return m;
 }
 
 // The permutation entry (the source row) of unit `unit` of this lane's slot, 0 past off[E]:
@@ -616,14 +822,17 @@ __device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column,
   }
 }
 
-// Zeroes the padding of a swizzled scale buffer. Chunk (tile, kTile, r) is the 16 bytes holding
-// rows r, r+32, r+64, r+96 of a 128-row tile; every tile belongs to one expert (scale offsets are
-// multiples of 128) and the expert's padding rows are a suffix of its rows, so the chunk is all
-// padding when row r is: one 16-byte store clears it, else its padding rows get 4-byte stores.
-// Chunks are strided over the whole grid, r fastest (a warp's stores cover 512 contiguous bytes),
-// and each thread carries the tile's expert forward.
+// ---- Phase 3: padding.
+
+// Zeroes the padding of a swizzled scale buffer, outside dense tiles when phase 1 wrote those whole.
+// Chunk (tile, kTile, r) is the 16 bytes holding rows r, r+32, r+64, r+96 of a 128-row tile;
+// every tile belongs to one expert (scale offsets are multiples of 128) and the expert's padding
+// rows are a suffix of its rows, so the chunk is all padding when row r is: one 16-byte store
+// clears it, else its padding rows get 4-byte stores. Chunks are strided over the whole grid, r
+// fastest (a warp's stores cover 512 contiguous bytes), and each thread carries the tile's
+// expert forward.
 __device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32_t* inputTable,
-                                                    const int32_t* scaleTable, int E) {
+                                                    const int32_t* scaleTable, bool denseWritten, int E) {
   const int64_t chunkCount = int64_t(scaleTable[E]) / 128 * 32 * kTiles;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   int expert = 0;
@@ -631,8 +840,9 @@ __device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32
     const int64_t tile = c / (32 * kTiles);
     const int64_t tileFirstRow = tile * 128;
     if (int64_t(scaleTable[expert + 1]) <= tileFirstRow) expert = findExpert(scaleTable, E, tileFirstRow, expert + 1);
-    const int64_t firstPadding = int64_t(scaleTable[expert]) + (int64_t(inputTable[expert + 1]) - inputTable[expert]);
-    if (tileFirstRow + 128 <= firstPadding) continue;  // no padding row in this tile
+    const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
+    const int64_t firstPadding = int64_t(scaleTable[expert]) + rows;
+    if (tileFirstRow + 128 <= firstPadding || (denseWritten && inDenseTile(tileFirstRow - scaleTable[expert], rows))) continue;
     const int r = int(c % 32);
     uint8_t* chunk = scales + scaleByteOffset(tileFirstRow + r, int(c / 32 % kTiles) * 4);
     if (tileFirstRow + r >= firstPadding) {
@@ -665,32 +875,68 @@ __device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t
 extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
   const int32_t* inputTable;
   const int32_t* scaleTable;
-  stageTables(p, sharedTables, inputTable, scaleTable);
+  const int32_t* denseTable;
+  stageTables(p, sharedTables, inputTable, scaleTable, denseTable);
   if (!tablesAreValid(p, inputTable, scaleTable)) return;
 
   const int E = p.expertCount;
   const int lane = threadIdx.x & 31;
+  const int warpInBlock = threadIdx.x >> 5;
+
+  // Line units pay where they are many (at least kLineUnitRounds a block: one fewer or one more
+  // per block then matters little) and the tails' row slots (64 an expert) are fewer than the
+  // routed rows; otherwise every row goes through row units.
+  const int64_t routedRows = inputTable[E];
+  const int64_t lineUnitCount = denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
+  const bool lineUnits = lineUnitCount > 0 && ((p.flags & kAlwaysLineUnits) != 0 ||
+                                               (lineUnitCount >= int64_t(kLineUnitRounds) * gridDim.x &&
+                                                int64_t(E) * kDenseRows <= routedRows));
+
+  // Phase 1: line units of dense tiles, a block at a time; the staged lines alternate between
+  // two buffers, so one barrier a unit keeps a buffer from being refilled while it is stored.
+  __shared__ __align__(16) uint8_t staged[2][kUnitTiles * kLineStride];
+  int expert = 0;
+  int buffer = 0;
+  for (int64_t unit = blockIdx.x; lineUnits && unit < lineUnitCount; unit += gridDim.x) {
+    const LineUnit u = numberLineUnit(p, inputTable, scaleTable, denseTable, unit, expert);
+    quantizeLineUnit(p, u, warpInBlock, lane, staged[buffer]);
+    if (kSwizzled) {
+      __syncthreads();
+      storeLines(p, u, warpInBlock, lane, staged[buffer]);
+      buffer ^= 1;
+    }
+  }
+
+  // Phase 2: row units, a warp at a time: every load of the unit in flight, then quantize. After
+  // line units, the tails' row slots (the expert follows from the slot); else every routed row,
+  // its loads issued before its expert search (the row is the routed index but when masked).
   const int slot = lane / kLanesPerRow;    // which of the warp's rows
   const int column = lane % kLanesPerRow;  // first block of this lane
   const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int64_t warps = (int64_t(gridDim.x) * blockDim.x) >> 5;
   const uint32_t groupMask = 0xFu << (lane & ~3);
-
-  // Phase 1: routed rows, a unit at a time: every load of the unit in flight, then quantize.
-  const int64_t routedRows = inputTable[E];
-  const int64_t unitCount = (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
-  int expert = 0;
-  int32_t nextSource = kGather ? sourceOfUnit(p, warp, slot, routedRows) : 0;
-  for (int64_t unit = warp; unit < unitCount; unit += warps) {
+  const int64_t rowUnitCount = lineUnits ? int64_t(E) * (kDenseRows / kRowsPerWarp) * kUnitsPerRow
+                                         : (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
+  expert = 0;
+  int32_t nextSource = kGather && !lineUnits ? sourceOfUnit(p, warp, slot, routedRows) : 0;
+  for (int64_t unit = warp; unit < rowUnitCount; unit += warps) {
     uint4 loaded[kTunedUnroll][kLoadsPerBlock];
-    RoutedUnit u = numberUnit(unit, slot, routedRows);
-    if (kMasked) {  // the row follows from the group
+    RoutedUnit u;
+    if (lineUnits || kMasked) {  // the row follows from the expert
+      int64_t m = 0;
+      if (lineUnits) {
+        m = numberTailUnit(p, inputTable, scaleTable, unit, slot, u, expert);
+      } else {
+        u = numberUnit(unit, slot, routedRows);
+        if (u.valid) m = bindExpert(p, inputTable, scaleTable, u, expert);
+      }
       if (u.valid) {
-        const int64_t m = bindExpert(p, inputTable, scaleTable, u, expert);
-        placeRow(p, u, int64_t(expert) * p.rowCount + m, 0);
+        placeRow(p, u, kMasked ? int64_t(expert) * p.rowCount + m : u.routed,
+                 kGather ? __ldg(p.permutation + u.routed) : 0);
       }
       loadUnit(u, column, loaded);
-    } else {        // the row is the routed index: its loads are in flight while the expert is found
+    } else {  // the row is the routed index: its loads are in flight while the expert is found
+      u = numberUnit(unit, slot, routedRows);
       const int32_t source = nextSource;
       if (kGather) nextSource = sourceOfUnit(p, unit + warps, slot, routedRows);
       if (u.valid) placeRow(p, u, u.routed, source);
@@ -700,9 +946,9 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
     storeUnit(u, column, loaded, p.scales, groupMask);
   }
 
-  // Phase 2: padding.
+  // Phase 3: padding (of sparse and empty tiles when line units ran).
   if (kSwizzled) {
-    zeroSwizzledPadding(p.scales, inputTable, scaleTable, E);
+    zeroSwizzledPadding(p.scales, inputTable, scaleTable, lineUnits, E);
   } else {
     zeroLinearPadding(p.scales, inputTable, scaleTable, E);
   }
@@ -803,7 +1049,7 @@ __device__ __forceinline__ void seedLoop(const QuantParams& p) {
 }
 
 extern "C" __global__ void nvfp4_quantize_seed(const QuantParams p) {
-  if (p.sharedTables) seedLoop<Lookup::shared>(p); else seedLoop<Lookup::registers>(p);
+  if (p.flags & kSharedTables) seedLoop<Lookup::shared>(p); else seedLoop<Lookup::registers>(p);
 }
 
 // The pre-optimization algorithm: blocks stride over rows, threads over the row's vectors, and

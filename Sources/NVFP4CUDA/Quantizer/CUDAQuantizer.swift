@@ -9,17 +9,20 @@ public final class CUDAQuantizer: Sendable {
     public let context: CUDAContext
     public let target: KernelTarget
     public let multiprocessorCount: Int
+    /// When the tuned kernel uses line units (the bytes are the same either way).
+    public let lineUnits: LineUnitPolicy
     let cache: KernelCache
     private let loaded = Locked<[KernelSpecialization: LoadedKernels]>([:])
 
     /// A quantizer for `context`'s device; throws ``NVFP4Error/unsupportedArchitecture(major:minor:)``
     /// for a device without a kernel target.
-    public init(context: CUDAContext, cache: KernelCache = .shared) throws {
+    public init(context: CUDAContext, cache: KernelCache = .shared, lineUnits: LineUnitPolicy = .automatic) throws {
         let capability = try context.device.computeCapability
         self.context = context
         self.target = try KernelTarget.forComputeCapability(major: capability.major, minor: capability.minor)
         self.multiprocessorCount = try context.device.multiprocessorCount
         self.cache = cache
+        self.lineUnits = lineUnits
     }
 
     /// The module for a specialization of this quantizer's target, compiled or loaded on first use.
@@ -108,7 +111,7 @@ public final class CUDAQuantizer: Sendable {
                 "cuMemsetD8Async")
         }
         if variant != .tuned && arguments.rowCount == 0 { return }
-        var parameters = arguments.parameters(sharedTables: plan.sharedTables)
+        var parameters = arguments.parameters(sharedTables: plan.sharedTables, lineUnits: lineUnits)
         try kernels.function(for: variant).launch(
             grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
             stream: stream, parameters: &parameters)
@@ -132,7 +135,7 @@ public final class CUDAQuantizer: Sendable {
     public func quantize(_ arguments: DeviceMaskedQuantizationArguments, stream: CUDAStreamHandle = .legacyDefault) throws {
         try arguments.validate()
         let plan = try plan(for: arguments)
-        var parameters = arguments.parameters()
+        var parameters = arguments.parameters(lineUnits: lineUnits)
         try kernels(for: arguments).function(for: .tuned).launch(
             grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
             stream: stream, parameters: &parameters)

@@ -48,9 +48,10 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         self.activation = activation
     }
 
-    /// The largest L whose derived tables (two `[L + 1]` Int32 arrays and the scan's scratch) fit
-    /// the 48 KiB of shared memory a block gets without opting in.
-    public static let maxGroupCount = (LaunchPlan.sharedMemoryLimit - LaunchPlan.maskedScratchByteCount) / 8 - 1
+    /// The largest L whose derived tables (three `[L + 1]` Int32 arrays: offsets, scale offsets and
+    /// routed tiles, and the scan's scratch) fit beside the tuned kernel's static shared memory in
+    /// the 48 KiB a block gets without opting in.
+    public static let maxGroupCount = (LaunchPlan.dynamicSharedMemoryLimit - LaunchPlan.tableScratchByteCount) / 12 - 1
 
     public var geometry: ScaleGeometry {
         ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize)
@@ -89,11 +90,13 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
     }
 
     /// The kernel's parameter struct (the mask in the input-offset slot; tables always shared).
-    func parameters() -> ExpertsQuantParameters {
+    func parameters(lineUnits: LineUnitPolicy) -> ExpertsQuantParameters {
         ExpertsQuantParameters(
             input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: 0,
             globalScales: globalScales, permutation: 0, rowCount: Int64(maxRowsPerGroup), sourceRowCount: 0,
-            expertCount: Int32(groupCount), sharedTables: 1,
+            expertCount: Int32(groupCount),
+            flags: ExpertsQuantParameters.Flags.sharedTables
+                | (lineUnits == .always ? ExpertsQuantParameters.Flags.alwaysLineUnits : 0),
             scaleRowCapacity: Int64(groupCount * scaleRowsPerGroup))
     }
 }

@@ -102,12 +102,14 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     }
 
     /// The kernel's parameter struct.
-    func parameters(sharedTables: Bool) -> ExpertsQuantParameters {
+    func parameters(sharedTables: Bool, lineUnits: LineUnitPolicy) -> ExpertsQuantParameters {
         ExpertsQuantParameters(
             input: input, codes: codes, scales: scales, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
             globalScales: globalScales, permutation: gather?.permutation ?? 0, rowCount: Int64(rowCount),
             sourceRowCount: Int64(gather?.sourceRowCount ?? rowCount), expertCount: Int32(expertCount),
-            sharedTables: sharedTables ? 1 : 0, status: validationStatus,
+            flags: (sharedTables ? ExpertsQuantParameters.Flags.sharedTables : 0)
+                | (lineUnits == .always ? ExpertsQuantParameters.Flags.alwaysLineUnits : 0),
+            status: validationStatus,
             scaleRowCapacity: Int64(scaleByteCapacity / max(1, geometry.bytesPerRow)))
     }
 }

@@ -1,7 +1,7 @@
 /// Swift's mirror of `QuantParams` in Kernels/experts_quant.cu: the one by-value argument of
 /// every quantization entry point. The kernel `static_assert`s size 96 and the offsets of
 /// `permutation` (48), `rowCount` (56), `sourceRowCount` (64), `expertCount` (72),
-/// `sharedTables` (76), `status` (80) and `scaleRowCapacity` (88); a test checks the same here.
+/// `flags` (76), `status` (80) and `scaleRowCapacity` (88); a test checks the same here.
 public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     public var input: UInt64
     public var codes: UInt64
@@ -18,12 +18,33 @@ public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     /// Rows a gathered row may name (T).
     public var sourceRowCount: Int64
     public var expertCount: Int32
-    /// 1 when the offset tables are staged in dynamic shared memory.
-    public var sharedTables: Int32
+    /// ``Flags`` bits.
+    public var flags: Int32
     /// Device-side validation: the address of a `UInt32` status word, or 0 for none.
     public var status: UInt64 = 0
     /// Rows the scale buffer holds (checked under device-side validation).
     public var scaleRowCapacity: Int64 = 0
+}
+
+extension ExpertsQuantParameters {
+    /// The bits of ``flags``, mirrored from the kernel's `QuantParams` flags.
+    public enum Flags {
+        /// The offset tables fit dynamic shared memory (the masked layout always sets it).
+        public static let sharedTables: Int32 = 1
+        /// Tuned kernel: line units for every dense scale tile, however few (``LineUnitPolicy/always``).
+        public static let alwaysLineUnits: Int32 = 2
+    }
+}
+
+/// When the tuned kernel quantizes dense scale tiles (more than 64 routed rows of a 128-row tile)
+/// in line units — a block per 32 rows × 32 blocks, the scale bytes stored as whole 128-byte
+/// lines — rather than row by row. Both give the same bytes; the choice is speed only.
+public enum LineUnitPolicy: Sendable, Equatable {
+    /// The kernel decides: line units when there are at least 8 per block and the experts' tails
+    /// (64 row slots each) are fewer than the routed rows.
+    case automatic
+    /// Line units for every dense tile, however few: for tests and diagnostics.
+    case always
 }
 
 /// Swift's mirror of `ConversionParams` (24 bytes), the argument of the exhaustive checks.

@@ -37,23 +37,29 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     public static let paddingBytesPerThread = 16
     /// Shared memory a block may use without opting in.
     public static let sharedMemoryLimit = 48 * 1024
+    /// The tuned kernel's static shared memory: two buffers of 8 staged 144-byte scale lines and
+    /// its validation word (ptxas reports 2,320 bytes; a test checks the report).
+    public static let tunedStaticSharedMemoryByteCount = 2 * 8 * 144 + 16
+    /// Dynamic shared memory the tuned kernel may ask for beside its static shared memory.
+    public static let dynamicSharedMemoryLimit = sharedMemoryLimit - tunedStaticSharedMemoryByteCount
 
-    /// Shared memory the masked layout's table scan needs besides the tables (32 words).
-    public static let maskedScratchByteCount = 128
+    /// Shared memory the tuned kernel's table scans need besides the tables (32 words).
+    public static let tableScratchByteCount = 128
 
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
     /// block and shared-memory size), fewer blocks when the most work either phase can have needs
-    /// fewer: phase 1 takes `tunedUnroll` scale bytes of a routed row (at most `rowCapacity`
-    /// rows) per thread, phase 2 zeroes ``paddingBytesPerThread`` scale bytes of padding (at most
-    /// `scaleRowCapacity` rows) per thread. The offset tables go to shared memory when they fit; the masked layout
+    /// fewer: the routed rows (at most `rowCapacity`) take `tunedUnroll` scale bytes a thread in
+    /// row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
+    /// covers more than 64 routed rows a tile), the padding (at most `scaleRowCapacity` rows)
+    /// ``paddingBytesPerThread`` bytes a thread. The offset tables go to shared memory when they fit; the masked layout
     /// always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
         rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
         multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
-        let tableBytes = 2 * (expertCount + 1) * 4 + (masked ? maskedScratchByteCount : 0)
-        let shared = masked || tableBytes <= sharedMemoryLimit
+        let tableBytes = 3 * (expertCount + 1) * 4 + tableScratchByteCount
+        let shared = masked || tableBytes <= dynamicSharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
         let rowBlocks = (rowCapacity * scaleColumns + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
