@@ -20,7 +20,7 @@ k::QuantParams params(uint16_t* input, uint8_t* codes, uint8_t* scales, int32_t*
   p.input = input; p.codes = codes; p.scales = scales;
   p.inputOffsets = off; p.scaleOffsets = soff; p.globalScales = gs;
   p.rowCount = M; p.sourceRowCount = M; p.expertCount = E;
-  p.sharedTables = sharedTables; p.status = nullptr; p.scaleRowCapacity = scaleRows;
+  p.flags = sharedTables; p.status = nullptr; p.scaleRowCapacity = scaleRows;
   return p;
 }
 
@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   std::vector<int> off(E + 1, 0), soff(E + 1, 0);
   for (int e = 0; e < E; ++e) { off[e + 1] = off[e] + counts[e]; soff[e + 1] = soff[e] + (counts[e] + 127) / 128 * 128; }
   std::vector<float> gs(E); for (int e = 0; e < E; ++e) gs[e] = float(1 + e % 7) * 40;
-  const size_t R = soff[E], scaleBytes = R * k::kScaleColumns, inBytes = size_t(M) * K * 2, codeBytes = size_t(M) * K / 2;
+  const int cols = k::kSwizzled ? 4 * k::kTiles : k::kBlocksPerRow;  // scale bytes per row
+  const size_t R = soff[E], scaleBytes = R * cols, inBytes = size_t(M) * K * 2, codeBytes = size_t(M) * K / 2;
   const size_t setBytes = inBytes + codeBytes + scaleBytes;
   int sets = getenv("SETS") ? atoi(getenv("SETS")) : std::max<size_t>(2, (150ull << 20) / setBytes + 1);  // SETS overrides
   std::vector<uint16_t*> in(sets); std::vector<uint8_t*> codes(sets), scales(sets);
@@ -61,11 +62,11 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end()); return v[v.size() / 2] * 1000; };
   float copyUs = timeit([&](int) { cudaMemcpyAsync(b, a, cb, cudaMemcpyDeviceToDevice); }, 20);
   double copyBW = 2.0 * cb / (copyUs * 1e-6);
-  const int tableBytes = 2 * (E + 1) * 4;
+  const int tableBytes = 3 * (E + 1) * 4 + 128;  // off, soff, the dense table, scan scratch
   int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, k::nvfp4_quantize_tuned, 256, tableBytes));
   // LaunchPlan.tuned: one wave at most, no more blocks than the larger phase needs
-  long long rowBlocks = ((long long)M * k::kScaleColumns + 511) / 512;
-  long long paddingBlocks = ((long long)R * k::kScaleColumns + 4095) / 4096;
+  long long rowBlocks = ((long long)M * cols + 511) / 512;
+  long long paddingBlocks = ((long long)R * cols + 4095) / 4096;
   int grid = std::max<long long>(1, std::min<long long>((long long)sms * perSM, std::max(rowBlocks, paddingBlocks)));
   float tunedUs = timeit([&](int i) { int s = i % sets;
     k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1, R);
@@ -84,7 +85,7 @@ int main(int argc, char** argv) {
   // compare outputs of tuned vs seed on set 0
   std::vector<uint8_t> c1(codeBytes), s1(scaleBytes), c2(codeBytes), s2(scaleBytes);
   { k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1, R);
-    cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); CK(cudaDeviceSynchronize());
+    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); CK(cudaDeviceSynchronize());
     cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
     k::QuantParams q = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, shared, R);
     cudaMemset(codes[0], 0x11, codeBytes); cudaMemset(scales[0], 0, scaleBytes); k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(q); CK(cudaDeviceSynchronize());
