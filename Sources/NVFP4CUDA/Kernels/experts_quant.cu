@@ -353,11 +353,12 @@ constexpr int kUnitLineSets = 4;                                                
 constexpr int kUnitTiles = 8;                                                      // 4-block columns (32 blocks)
 constexpr int kChunksPerRow = (kTiles + kUnitTiles - 1) / kUnitTiles;              // line units across a row
 constexpr int kLineUnitRounds = 8;                                                 // line units a block, at least
-// Line units are chosen for the identity without a gather only (any of them when forced, which
-// the tests do). Measured with them, the gather + quantize at K = 7168 took 155 µs against row
-// units' 137 and SiLU·mul + quantize 631 against 574: a line unit's rows wait on their
-// permutation entries, or on the SiLU arithmetic, between its loads and its barrier.
-constexpr bool kLineUnits = !kGather && !kSiLUMul;
+// Line units are chosen for the swizzled identity without a gather only (any kernel takes them
+// when forced, which the tests do). Their gain is the whole-line scale store, which the linear
+// layout does not have (not timed there). Measured with them, the gather + quantize at K = 7168
+// took 155 µs against row units' 137 and SiLU·mul + quantize 631 against 574: a line unit's rows
+// wait on their permutation entries, or on the SiLU arithmetic, between its loads and barrier.
+constexpr bool kLineUnits = kSwizzled && !kGather && !kSiLUMul;
 
 // Dense tiles of an expert with `rows` routed rows.
 __device__ __forceinline__ int32_t denseTiles(int32_t rows) { return rows / 128 + (rows % 128 > kDenseRows ? 1 : 0); }
@@ -493,7 +494,7 @@ __device__ __forceinline__ bool tablesAreValid(const QuantParams& p, const int32
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
 //   1. Line units of dense tiles — when there are at least kLineUnitRounds per block and the
-//      tails' row slots (64 an expert) are fewer than the routed rows. In the swizzled layout one
+//      tails' row slots (64 an expert) are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
 //      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
 //      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
@@ -532,6 +533,7 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
+static_assert(kDenseRows % kRowsPerWarp == 0, "a warp step of tail slots never straddles experts");
 // Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
 // registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
 // and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
@@ -884,7 +886,7 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   const int warpInBlock = threadIdx.x >> 5;
 
   // Line units pay where they are many (at least kLineUnitRounds a block: one fewer or one more
-  // per block then matters little) and the tails' row slots (64 an expert) are fewer than the
+  // per block then matters little) and the tails' row slots (64 an expert) are no more than the
   // routed rows; otherwise every row goes through row units.
   const int64_t routedRows = inputTable[E];
   const int64_t lineUnitCount = denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;

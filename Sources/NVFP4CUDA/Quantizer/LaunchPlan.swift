@@ -31,7 +31,8 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
 
     /// The tuned kernel's block size (its `__launch_bounds__`).
     public static let tunedBlock = 256
-    /// Items per thread per loop trip in the tuned kernel (`kTunedUnroll`).
+    /// Scale bytes per thread per loop trip of the tuned kernel's row units (`kTunedUnroll` at
+    /// most; 1 where a block takes more than 2 loads).
     public static let tunedUnroll = 2
     /// Padding scale bytes one tuned thread is sized to zero (one 16-byte store).
     public static let paddingBytesPerThread = 16
