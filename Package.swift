@@ -21,8 +21,14 @@ let package = Package(
             name: "NVFP4CUDA",
             dependencies: ["NVFP4", .product(name: "Crypto", package: "swift-crypto")],
             resources: [
-                .embedInCode("Kernels/experts_quant.cu"), .embedInCode("Kernels/bench_support.cu"),
-                .embedInCode("Kernels/routing_layout.cu"),
+                .embedInCode("Kernels/ExpertsQuant/experts_quant.cu"),
+                .embedInCode("Kernels/ExpertsQuant/quantization_steps.cu"),
+                .embedInCode("Kernels/ExpertsQuant/expert_tables.cu"),
+                .embedInCode("Kernels/ExpertsQuant/tuned_units.cu"),
+                .embedInCode("Kernels/ExpertsQuant/tuned_kernel.cu"),
+                .embedInCode("Kernels/ExpertsQuant/seed_baseline.cu"),
+                .embedInCode("Kernels/ExpertsQuant/row_steps_and_checks.cu"),
+                .embedInCode("Kernels/bench_support.cu"), .embedInCode("Kernels/routing_layout.cu"),
             ]
         ),
         .executableTarget(

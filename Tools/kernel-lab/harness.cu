@@ -1,4 +1,4 @@
-// Dev harness (not shipped): times kernels of experts_quant.cu directly with nvcc, for fast
+// Dev harness (not shipped): times the expert-quantization kernels (join.sh) directly with nvcc, for fast
 // iteration. Build: nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=K ...
 #include <cstdio>
 #include <cstdint>

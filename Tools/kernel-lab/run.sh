@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")"
 sed -e "s/constexpr int kTunedUnroll = .*;/constexpr int kTunedUnroll = kColumnSteps < ${UNROLL:-2} ? kColumnSteps : ${UNROLL:-2};/" \
     -e "s/__launch_bounds__([^)]*) nvfp4_quantize_tuned/__launch_bounds__(256, ${MINBLOCKS:-3}) nvfp4_quantize_tuned/" \
-    ${KERNEL:-../../Sources/NVFP4CUDA/Kernels/experts_quant.cu} > kernel.cu
+    <(if [ -n "$KERNEL" ]; then cat "$KERNEL"; else bash join.sh; fi) > kernel.cu
 for K in ${KS:-2048 7168}; do
   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -DNVFP4_HIDDEN_SIZE=$K -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -DNVFP4_BLOCK_SIZE=16 -DNVFP4_SCALE_UE8M0=0 -DNVFP4_SILU_MUL=0 -DNVFP4_ROW_MAP=0 -o h$K harness.cu 2>&1 | grep -A1 "nvfp4_quantize_tuned" | grep Used || true
 done

@@ -40,7 +40,8 @@ public enum NVRTC {
     ///
     /// - Parameters:
     ///   - source: the source text's UTF-8 bytes, without NUL bytes.
-    ///   - programName: the name diagnostics use for the file (`experts_quant.cu`).
+    ///   - programName: the name diagnostics use for the file (`experts_quant.cu`; `#line` directives
+    ///     in the source may name others).
     ///   - options: NVRTC options, in order (`--gpu-architecture=sm_90a`, `--ptxas-options=-v`).
     ///     A real architecture (`sm_*`) yields a cubin; a virtual one (`compute_*`) only PTX.
     /// - Throws: ``NVFP4Error/compilation(program:options:log:)`` with the whole log when the

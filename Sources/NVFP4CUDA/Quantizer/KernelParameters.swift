@@ -1,4 +1,4 @@
-/// Swift's mirror of `QuantParams` in Kernels/experts_quant.cu: the one by-value argument of
+/// Swift's mirror of `QuantParams` in Kernels/ExpertsQuant/experts_quant.cu: the one by-value argument of
 /// every quantization entry point. The kernel `static_assert`s size 96 and the offsets of
 /// `permutation` (48), `rowCount` (56), `sourceRowCount` (64), `expertCount` (72),
 /// `flags` (76), `status` (80) and `scaleRowCapacity` (88); a test checks the same here.

@@ -45,7 +45,7 @@ public enum RowMap: Int, Hashable, Sendable, CaseIterable, CustomStringConvertib
     public var description: String { ["rows", "gathered", "masked"][rawValue] }
 }
 
-/// One compiled specialization of Kernels/experts_quant.cu.
+/// One compiled specialization of the expert-quantization kernel (Kernels/ExpertsQuant).
 public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible {
     public let target: KernelTarget
     public let elementType: ElementType
@@ -69,9 +69,24 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
     /// The configuration `seed` and `baseline` exist for: NVFP4 blocks, identity, offsets, no gather.
     public var isPlain: Bool { blockFormat == .nvfp4 && activation == .identity && rowMap == .rows }
 
-    /// The kernel source, embedded at build time.
-    public static var source: [UInt8] { PackageResources.experts_quant_cu }
-    /// NVRTC's program name: the file name, so log lines point at real lines.
+    /// The kernel's files (Kernels/ExpertsQuant), embedded at build time, in the order they are
+    /// joined: each sees what the ones before it declare.
+    static let sourceParts: [(name: String, text: [UInt8])] = [
+        ("experts_quant.cu", PackageResources.experts_quant_cu),
+        ("quantization_steps.cu", PackageResources.quantization_steps_cu),
+        ("expert_tables.cu", PackageResources.expert_tables_cu),
+        ("tuned_units.cu", PackageResources.tuned_units_cu),
+        ("tuned_kernel.cu", PackageResources.tuned_kernel_cu),
+        ("seed_baseline.cu", PackageResources.seed_baseline_cu),
+        ("row_steps_and_checks.cu", PackageResources.row_steps_and_checks_cu),
+    ]
+
+    /// The kernel source: the parts joined, each after a `#line 1 "name"` directive so NVRTC's
+    /// diagnostics name the real file and line.
+    public static let source: [UInt8] = sourceParts.flatMap { part in
+        Array("#line 1 \"\(part.name)\"\n".utf8) + part.text + (part.text.last == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
+    }
+    /// NVRTC's program name (the first part's file name).
     public static let programName = "experts_quant.cu"
 
     /// NVRTC options besides the architecture, in a fixed order (they are part of the cache key).

@@ -1,0 +1,189 @@
+// quantization_steps.cu — the spec steps, in the order of the CPU reference (Sources/NVFP4/Reference/QuantizationSteps.swift).
+// Part of the expert-quantization kernel: KernelSpecialization joins the parts in the order
+// experts_quant.cu lists, so this file sees everything declared before it.
+
+// ---------------------------------------------------------------------------------------------
+// Spec steps, in the order of the CPU reference.
+
+__device__ __forceinline__ float toFloat(uint16_t bits) {
+  if (kInputBF16) {
+    return __uint_as_float(uint32_t(bits) << 16);
+  } else {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(bits));
+    return f;
+  }
+}
+
+// Nearest-even to the input type's bits (overflow to ±Inf).
+__device__ __forceinline__ uint16_t toInputBits(float y) {
+  uint16_t bits;
+  if (kInputBF16) {
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(y));
+  } else {
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(y));
+  }
+  return bits;
+}
+
+// Nearest-even to the input type and back.
+__device__ __forceinline__ float roundToInputType(float y) { return toFloat(toInputBits(y)); }
+
+// 2^k for k in [-126, 127], from the exponent bits.
+__device__ __forceinline__ float powerOfTwo(int k) { return __int_as_float((k + 127) << 23); }
+
+// exp(x) as FusedVariants.md writes it: correctly rounded FP32 operations (fused multiply-adds in
+// the range reduction and the polynomial), the same ones Swift runs.
+__device__ __forceinline__ float expSiLU(float x) {
+  if (x != x) return x;
+  x = fminf(fmaxf(x, -104.0f), 89.0f);
+  // n = rint(x · log2 e) through the FP32 adder: t + 1.5·2^23 rounds t to an integer, ties to
+  // even, for |t| < 2^22 (here |t| ≤ 151), and the sum's bits give that integer — no FRND or
+  // F2I, which issue at a quarter of the FP32 rate. (rint gives −0 where this gives +0; r and
+  // every later step see the same values either way: n·c is then ±0 beside a nonzero term.)
+  const float shifted = __fadd_rn(__fmul_rn(x, __int_as_float(0x3FB8AA3B)), 12582912.0f);
+  const float n = __fsub_rn(shifted, 12582912.0f);
+  const int ni = int(__float_as_uint(shifted) - 0x4B400000u);
+  const float r = __fmaf_rn(-n, __int_as_float(0x35BFBE8E), __fmaf_rn(-n, __int_as_float(0x3F317200), x));
+  float p = __fmaf_rn(__int_as_float(0x3AB60B61), r, __int_as_float(0x3C088889));
+  p = __fmaf_rn(p, r, __int_as_float(0x3D2AAAAB));
+  p = __fmaf_rn(p, r, __int_as_float(0x3E2AAAAB));
+  p = __fmaf_rn(p, r, 0.5f);
+  p = __fmaf_rn(p, r, 1.0f);
+  p = __fmaf_rn(p, r, 1.0f);
+  // p·2^n rounded once, p in [0.7, 1.42]. Any exact route to that one rounding gives the same
+  // bits as the specification's (p·2^n1)·2^n2: for n in [−125, 127] the product is normal (or
+  // overflows to +Inf only at n = 128, outside this range), so adding n to the exponent bits is
+  // exact; the rare rest takes the specification's two steps.
+  if (ni >= -125 && ni <= 127) return __int_as_float(__float_as_int(p) + (ni << 23));
+  const int n1 = ni / 2;
+  return __fmul_rn(__fmul_rn(p, powerOfTwo(n1)), powerOfTwo(ni - n1));
+}
+
+// silu(g) = g / (1 + exp(−g)), the division correctly rounded.
+__device__ __forceinline__ float silu(float g) { return __fdiv_rn(g, __fadd_rn(1.0f, expSiLU(-g))); }
+
+// Step 0 for SiLU·mul before rounding: silu(g)·u in FP32.
+__device__ __forceinline__ float siluMul(float gate, float up) { return __fmul_rn(silu(gate), up); }
+
+// Step 0 for SiLU·mul: the value the block sees, rounded to the input type.
+__device__ __forceinline__ float activate(float gate, float up) { return roundToInputType(siluMul(gate, up)); }
+
+// Step 1: running max of |x|; fmaxf ignores NaN, like the reference.
+__device__ __forceinline__ float blockAbsMax(float amax, float x) { return fmaxf(amax, fabsf(x)); }
+
+// Step 2.
+__device__ __forceinline__ float blockScale(float amax, float globalScale) {
+  const float r6 = 1.0f / 6.0f;
+  return __fmul_rn(globalScale, __fmul_rn(amax, r6));
+}
+
+// Step 3, E4M3: nearest-even, saturated (the hardware conversion, sm_89 and later).
+__device__ __forceinline__ uint32_t encodeE4M3(float scale) {
+  uint16_t pair;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(scale));
+  return pair & 0xFFu;
+}
+
+// Step 3, UE8M0: rounded up to a power of two; 0 at or below 2^-127, 254 from 2^127 up, 255 NaN.
+__device__ __forceinline__ uint32_t encodeUE8M0(float scale) {
+  const uint32_t bits = __float_as_uint(scale) & 0x7FFFFFFFu;
+  if (bits > 0x7F800000u) return 255u;
+  if (bits <= 0x00400000u) return 0u;
+  if (bits < 0x00800000u) return 1u;
+  return min((bits >> 23) + ((bits & 0x7FFFFFu) != 0u ? 1u : 0u), 254u);
+}
+
+__device__ __forceinline__ uint32_t encodeBlockScale(float scale) {
+  return kScaleUE8M0 ? encodeUE8M0(scale) : encodeE4M3(scale);
+}
+
+__device__ __forceinline__ float decodeBlockScale(uint32_t code) {
+  if (kScaleUE8M0) return __uint_as_float(code == 0u ? 0x00400000u : code << 23);
+  uint32_t halves;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(halves) : "h"(uint16_t(code)));
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(uint16_t(halves & 0xFFFFu)));
+  return f;
+}
+
+// Step 4 (1 / gs computed once per row by the caller).
+__device__ __forceinline__ float outputScale(uint32_t scaleByte, float inverseGlobalScale) {
+  return scaleByte == 0u ? 0.0f : __frcp_rn(__fmul_rn(decodeBlockScale(scaleByte), inverseGlobalScale));
+}
+
+// Step 5, software: the code of one value y = x · outScale, sign in bit 3.
+//
+// The E2M1 grid has spacing q = 0.5 below 2, 1 in [2, 4) and 2 above. For each spacing the FP32
+// adder rounds |y| to a multiple of q, ties to even, when q·2^23 is added; the bit distance of
+// the sum from q·2^23 counts the quanta n_q. The candidate codes c = n_0.5, n_1 + 2, n_2 + 4
+// follow min(2y, y + 2, y/2 + 4), a concave function whose pieces meet at 2 and 4, so the code
+// is min(c_0.5, c_1, c_2, 7) — each candidate rounded once, at its own spacing (each subtraction
+// and min one VIADDMNMX). ±Inf and huge values give huge candidates: code 7. The sign is y's
+// sign bit, so −0 and negative values that round to zero keep it. y is always a product, and the
+// FP32 multiplier returns every NaN as the canonical positive NaN (0x7FFFFFFF): a NaN y has
+// huge candidates and no sign, code 0x7 (the exhaustive check converts products for this reason).
+__device__ __forceinline__ uint32_t roundToE2M1Software(float y) {
+  const float magnitude = fabsf(y);
+  const uint32_t half = __float_as_uint(__fadd_rn(magnitude, 4194304.0f)) - 0x4A800000u;         // n_0.5
+  const uint32_t one = __float_as_uint(__fadd_rn(magnitude, 8388608.0f)) - (0x4B000000u - 2u);   // n_1 + 2
+  const uint32_t two = __float_as_uint(__fadd_rn(magnitude, 16777216.0f)) - (0x4B800000u - 4u);  // n_2 + 4
+  return min(min(min(one, 7u), half), two) | ((__float_as_uint(y) >> 28) & 8u);
+}
+
+// Step 5 for a pair: the packed byte (first in the low nibble).
+__device__ __forceinline__ uint32_t roundPairToE2M1(float first, float second) {
+  if (kHardwareE2M1) {
+    uint32_t byte;
+    asm("{\n .reg .b8 pair;\n cvt.rn.satfinite.e2m1x2.f32 pair, %2, %1;\n cvt.u32.u8 %0, pair;\n}"
+        : "=r"(byte) : "f"(first), "f"(second));
+    return byte;
+  } else {
+    return roundToE2M1Software(first) | (roundToE2M1Software(second) << 4);
+  }
+}
+
+// Step 6: codes of 8 values (x · outScale) packed into 4 bytes.
+__device__ __forceinline__ uint32_t packNibbles(const float* x, float outScale) {
+  uint32_t word = 0;
+  if (kHardwareE2M1) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      word |= roundPairToE2M1(__fmul_rn(x[2 * j], outScale), __fmul_rn(x[2 * j + 1], outScale)) << (8 * j);
+    }
+  } else {  // last value first: each code enters with one multiply-add (the nibbles are disjoint)
+#pragma unroll
+    for (int j = 7; j >= 0; --j) word = word * 16u + roundToE2M1Software(__fmul_rn(x[j], outScale));
+  }
+  return word;
+}
+
+// Where block kb of scale row s lives.
+__device__ __forceinline__ int64_t scaleByteOffset(int64_t s, int kb) {
+  if (kSwizzled) {
+    return ((s >> 7) * kTiles + (kb >> 2)) * 512 + (s & 31) * 16 + ((s >> 5) & 3) * 4 + (kb & 3);
+  } else {
+    return s * kBlocksPerRow + kb;
+  }
+}
+
+// 8 values of one 16-byte vector.
+__device__ __forceinline__ void unpack(uint4 v, float* x) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    x[2 * i] = toFloat(uint16_t(w[i] & 0xFFFFu));
+    x[2 * i + 1] = toFloat(uint16_t(w[i] >> 16));
+  }
+}
+
+// The expert owning scale row s: the last e with table[e] <= s, searching e in [low, E).
+__device__ __forceinline__ int findExpert(const int32_t* table, int expertCount, int64_t s, int low) {
+  int high = expertCount;  // table[high] > s for the range searched (table[E] = soff[E] > s)
+  while (high - low > 1) {
+    const int mid = (low + high) >> 1;
+    if (int64_t(table[mid]) <= s) low = mid; else high = mid;
+  }
+  return low;
+}
+

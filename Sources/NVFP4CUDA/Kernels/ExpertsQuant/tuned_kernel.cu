@@ -1,0 +1,136 @@
+// tuned_kernel.cu — the tuned kernel: padding and the entry point.
+// Part of the expert-quantization kernel: KernelSpecialization joins the parts in the order
+// experts_quant.cu lists, so this file sees everything declared before it.
+
+// ---- Phase 3: padding.
+
+// Zeroes the padding of a swizzled scale buffer, outside dense tiles when phase 1 wrote those whole.
+// Chunk (tile, kTile, r) is the 16 bytes holding rows r, r+32, r+64, r+96 of a 128-row tile;
+// every tile belongs to one expert (scale offsets are multiples of 128) and the expert's padding
+// rows are a suffix of its rows, so the chunk is all padding when row r is: one 16-byte store
+// clears it, else its padding rows get 4-byte stores. Chunks are strided over the whole grid, r
+// fastest (a warp's stores cover 512 contiguous bytes), and each thread carries the tile's
+// expert forward.
+__device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32_t* inputTable,
+                                                    const int32_t* scaleTable, bool denseWritten, int E) {
+  const int64_t chunkCount = int64_t(scaleTable[E]) / 128 * 32 * kTiles;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int expert = 0;
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunkCount; c += stride) {
+    const int64_t tile = c / (32 * kTiles);
+    const int64_t tileFirstRow = tile * 128;
+    if (int64_t(scaleTable[expert + 1]) <= tileFirstRow) expert = findExpert(scaleTable, E, tileFirstRow, expert + 1);
+    const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
+    const int64_t firstPadding = int64_t(scaleTable[expert]) + rows;
+    if (tileFirstRow + 128 <= firstPadding || (denseWritten && inDenseTile(tileFirstRow - scaleTable[expert], rows))) continue;
+    const int r = int(c % 32);
+    uint8_t* chunk = scales + scaleByteOffset(tileFirstRow + r, int(c / 32 % kTiles) * 4);
+    if (tileFirstRow + r >= firstPadding) {
+      *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
+    } else {
+#pragma unroll
+      for (int j = 1; j < 4; ++j) {
+        if (tileFirstRow + r + 32 * j >= firstPadding) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0;
+      }
+    }
+  }
+}
+
+// Zeroes the padding rows of a linear scale buffer: blocks take experts in turn (in `slices`
+// jobs each when experts are fewer than blocks), threads take bytes.
+__device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t* inputTable,
+                                                  const int32_t* scaleTable, int E) {
+  const int slices = max(1, int(gridDim.x) / E);
+  for (int64_t job = blockIdx.x; job < int64_t(E) * slices; job += gridDim.x) {
+    const int e = int(job / slices);
+    const int64_t slice = job % slices;
+    const int64_t begin = (int64_t(scaleTable[e]) + (inputTable[e + 1] - inputTable[e])) * kBlocksPerRow;
+    const int64_t end = int64_t(scaleTable[e + 1]) * kBlocksPerRow;
+    for (int64_t i = begin + slice * blockDim.x + threadIdx.x; i < end; i += int64_t(slices) * blockDim.x) {
+      scales[i] = 0;
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
+  const int32_t* inputTable;
+  const int32_t* scaleTable;
+  const int32_t* denseTable;
+  stageTables(p, sharedTables, inputTable, scaleTable, denseTable);
+  if (!tablesAreValid(p, inputTable, scaleTable)) return;
+
+  const int E = p.expertCount;
+  const int lane = threadIdx.x & 31;
+  const int warpInBlock = threadIdx.x >> 5;
+
+  // Line units pay where they are many (at least kLineUnitRounds a block: one fewer or one more
+  // per block then matters little) and the tails' row slots (64 an expert) are no more than the
+  // routed rows; otherwise every row goes through row units.
+  const int64_t routedRows = inputTable[E];
+  const int64_t lineUnitCount = denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
+  const bool lineUnits = lineUnitCount > 0 && ((p.flags & kAlwaysLineUnits) != 0 ||
+                                               (lineUnitCount >= int64_t(kLineUnitRounds) * gridDim.x &&
+                                                int64_t(E) * kDenseRows <= routedRows));
+
+  // Phase 1: line units of dense tiles, a block at a time; the staged lines alternate between
+  // two buffers, so one barrier a unit keeps a buffer from being refilled while it is stored.
+  __shared__ __align__(16) uint8_t staged[2][kUnitTiles * kLineStride];
+  int expert = 0;
+  int buffer = 0;
+  for (int64_t unit = blockIdx.x; lineUnits && unit < lineUnitCount; unit += gridDim.x) {
+    const LineUnit u = numberLineUnit(p, inputTable, scaleTable, denseTable, unit, expert);
+    quantizeLineUnit(p, u, warpInBlock, lane, staged[buffer]);
+    if (kSwizzled) {
+      __syncthreads();
+      storeLines(p, u, warpInBlock, lane, staged[buffer]);
+      buffer ^= 1;
+    }
+  }
+
+  // Phase 2: row units, a warp at a time: every load of the unit in flight, then quantize. After
+  // line units, the tails' row slots (the expert follows from the slot); else every routed row,
+  // its loads issued before its expert search (the row is the routed index but when masked).
+  const int slot = lane / kLanesPerRow;    // which of the warp's rows
+  const int column = lane % kLanesPerRow;  // first block of this lane
+  const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t warps = (int64_t(gridDim.x) * blockDim.x) >> 5;
+  const uint32_t groupMask = 0xFu << (lane & ~3);
+  const int64_t rowUnitCount = lineUnits ? int64_t(E) * (kDenseRows / kRowsPerWarp) * kUnitsPerRow
+                                         : (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
+  expert = 0;
+  int32_t nextSource = kGather && !lineUnits ? sourceOfUnit(p, warp, slot, routedRows) : 0;
+  for (int64_t unit = warp; unit < rowUnitCount; unit += warps) {
+    uint4 loaded[kTunedUnroll][kLoadsPerBlock];
+    RoutedUnit u;
+    if (lineUnits || kMasked) {  // the row follows from the expert
+      int64_t m = 0;
+      if (lineUnits) {
+        m = numberTailUnit(p, inputTable, scaleTable, unit, slot, u, expert);
+      } else {
+        u = numberUnit(unit, slot, routedRows);
+        if (u.valid) m = bindExpert(p, inputTable, scaleTable, u, expert);
+      }
+      if (u.valid) {
+        placeRow(p, u, kMasked ? int64_t(expert) * p.rowCount + m : u.routed,
+                 kGather ? __ldg(p.permutation + u.routed) : 0);
+      }
+      loadUnit(u, column, loaded);
+    } else {  // the row is the routed index: its loads are in flight while the expert is found
+      u = numberUnit(unit, slot, routedRows);
+      const int32_t source = nextSource;
+      if (kGather) nextSource = sourceOfUnit(p, unit + warps, slot, routedRows);
+      if (u.valid) placeRow(p, u, u.routed, source);
+      loadUnit(u, column, loaded);
+      if (u.valid) bindExpert(p, inputTable, scaleTable, u, expert);
+    }
+    storeUnit(u, column, loaded, p.scales, groupMask);
+  }
+
+  // Phase 3: padding (of sparse and empty tiles when line units ran).
+  if (kSwizzled) {
+    zeroSwizzledPadding(p.scales, inputTable, scaleTable, lineUnits, E);
+  } else {
+    zeroLinearPadding(p.scales, inputTable, scaleTable, E);
+  }
+}
+

@@ -1,0 +1,338 @@
+// tuned_units.cu — the tuned kernel's units: line units of dense tiles and row units.
+// Part of the expert-quantization kernel: KernelSpecialization joins the parts in the order
+// experts_quant.cu lists, so this file sees everything declared before it.
+
+// ---------------------------------------------------------------------------------------------
+// tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
+// than 64 of its rows are routed (see kDenseRows).
+//   1. Line units of dense tiles — when there are at least kLineUnitRounds per block and the
+//      tails' row slots (64 an expert) are no more than the routed rows. In the swizzled layout one
+//      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
+//      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
+//      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
+//      loads, twice with SiLU·mul); the scale bytes are merged in shared memory and stored as 8
+//      whole lines, one write request each. Stored from the lanes they were one 4-byte request a
+//      word (14.7 M at M = 131072, K = 7168), which cost ~12 % of the time; whole sectors from one
+//      warp took the DRAM excess away but not the time: the count of write requests is what
+//      costs. Padding rows of the tile get scale 0 here. Units are strided over blocks; the
+//      tile's expert is carried forward through the dense table.
+//   2. Row units: kTunedUnroll steps of a row a warp unit, strided over warps: a warp takes
+//      kRowsPerWarp rows at a time and its lanes walk the unit's blocks, one block per lane and
+//      step, with every load of the unit in flight at once; 4 lanes merge a swizzled scale word.
+//      After line units, the row slots of each expert's tail (the rows of its last tile when
+//      that tile is not dense); otherwise every routed row, the expert carried forward per lane
+//      (one comparison unless the row left the expert, then a binary search of the rest) and the
+//      loads issued before that search. (Line units of mostly empty tiles left most of a block
+//      idle, and few large units per block balanced badly: 2.3× slower at M = 1024, E = 256.)
+//   3. Padding outside the tiles phase 1 wrote: swizzled 16-byte chunks strided over the whole
+//      grid, a 16-byte zero store wherever a whole chunk is padding, 4-byte stores for the
+//      padding rows of a chunk that also holds routed rows; linear padding rows, expert by expert.
+// The linear layout takes the same units and stores a row's scale bytes straight from the lanes.
+
+constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
+constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
+constexpr int kRowsInFlight = kLoadsPerBlock <= 2 ? 4 : 1;                         // line units: rows loaded at once
+constexpr int kLineStride = 128 + 16;  // staged line pitch: a warp's 8 lines fall on distinct banks
+static_assert(kUnitWarps * 16 == 128 && kUnitTiles == kUnitWarps, "warp w fills bytes 16w … 16w + 15 of a line, stores line w");
+static_assert(4 % kRowsInFlight == 0, "rows in flight divide a warp's 4 rows");
+
+constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;            // scale bytes per row
+constexpr int kLanesPerRow =
+    kScaleColumns >= 32 ? 32 : (32 % kScaleColumns == 0 ? kScaleColumns : 32);  // row units: lanes on one row
+constexpr int kRowsPerWarp = 32 / kLanesPerRow;                                  // row units: rows per warp step
+constexpr int kColumnSteps = (kScaleColumns + kLanesPerRow - 1) / kLanesPerRow;  // row units: blocks per lane
+constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                          // ≤ 4 loads in flight per lane
+constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
+constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
+static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
+static_assert(kDenseRows % kRowsPerWarp == 0, "a warp step of tail slots never straddles experts");
+// Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
+// registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
+// and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
+// gather and 32-value blocks since session 3; the plain line units since they hold 4 rows'
+// loads), where 13.5's did not. Untimed: no Blackwell card was at hand.
+constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
+constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
+
+// Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
+__device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
+#pragma unroll
+  for (int i = 0; i < kVectorsPerBlock; ++i) unpack(v[i], x + 8 * i);
+  if (kSiLUMul) {
+#pragma unroll
+    for (int i = 0; i < kVectorsPerBlock; ++i) {
+      float up[8];
+      unpack(v[kVectorsPerBlock + i], up);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) x[8 * i + j] = activate(x[8 * i + j], up[j]);
+    }
+  }
+}
+
+// One lane's block: quantizes B values (when `quantize`) and returns the scale byte (0 otherwise).
+__device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBlock], bool quantize, float gs,
+                                                  float inverseGs, uint8_t* codes) {
+  if (!quantize) return 0;
+  float x[kBlockSize];
+  activateBlock(v, x);
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kBlockSize; ++i) amax = blockAbsMax(amax, x[i]);
+  const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
+  const float outScale = outputScale(scaleByte, inverseGs);
+#pragma unroll
+  for (int h = 0; h < kBlockSize / 16; ++h) {  // 8 bytes of codes per 16 values
+    *reinterpret_cast<uint2*>(codes + 8 * h) =
+        make_uint2(packNibbles(x + 16 * h, outScale), packNibbles(x + 16 * h + 8, outScale));
+  }
+  return scaleByte;
+}
+
+// Whether row m of an expert with `rows` routed rows lies in a dense tile.
+__device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
+
+// ---- Phase 1: line units.
+
+// A line unit: line set `lineSet` of a dense tile, blocks 32·chunk … 32·chunk + 31.
+struct LineUnit {
+  int64_t tile;        // the tile's index in the scale buffer (its first scale row / 128)
+  int64_t firstRow;    // row 8·lineSet of the tile, as a row within the expert
+  int64_t rows;        // the expert's row count
+  int64_t routedBase;  // off[e] (the routed index of the expert's row 0)
+  int expert;
+  int lineSet;
+  int chunk;
+};
+
+// Numbers line unit `unit` (uniform across the block): dense tile d = unit / (4·chunks) is tile
+// d − dense[e] of expert e (an expert's dense tiles are its first), found by carrying the expert
+// forward and searching the dense table when the tile left it.
+__device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const int32_t* inputTable,
+                                                   const int32_t* scaleTable, const int32_t* denseTable,
+                                                   int64_t unit, int& expert) {
+  LineUnit u;
+  const int64_t lineSetIndex = unit / kChunksPerRow;
+  u.chunk = int(unit - lineSetIndex * kChunksPerRow);
+  u.lineSet = int(lineSetIndex % kUnitLineSets);
+  const int64_t denseTile = lineSetIndex / kUnitLineSets;
+  if (int64_t(denseTable[expert + 1]) <= denseTile) expert = findExpert(denseTable, p.expertCount, denseTile, expert + 1);
+  u.expert = expert;
+  const int64_t tileFirst = (denseTile - denseTable[expert]) * 128;  // the tile's first row within the expert
+  u.tile = int64_t(scaleTable[expert]) / 128 + (denseTile - denseTable[expert]);
+  u.firstRow = tileFirst + 8 * u.lineSet;
+  u.routedBase = inputTable[expert];
+  u.rows = int64_t(inputTable[expert + 1]) - u.routedBase;
+  return u;
+}
+
+// Quantizes this warp's rows of a line unit (rows 8·lineSet + w + 32q of the tile),
+// kRowsInFlight at a time with every load in flight, codes stored from the lanes. Swizzled: each
+// 4-lane group merges a row's scale bytes into its word, and the group's first lane writes the
+// 16 bytes of rows 8·lineSet + w (quarters 0…3) into its staged line. Linear: the lanes store
+// the bytes of routed rows.
+__device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
+                                                 uint8_t* staged) {
+  const float gs = __ldg(p.globalScales + u.expert);
+  const float inverseGs = __frcp_rn(gs);
+  const int kb = u.chunk * 32 + lane;
+  const bool columnExists = kb < kBlocksPerRow;
+  uint32_t words[4];
+#pragma unroll
+  for (int batch = 0; batch < 4; batch += kRowsInFlight) {
+    uint4 loaded[kRowsInFlight][kLoadsPerBlock];
+    int64_t outputRow[kRowsInFlight];
+    bool routed[kRowsInFlight], readable[kRowsInFlight];
+    int32_t token[kRowsInFlight];  // gather: the rows' permutation entries, all loaded before any input
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      const int64_t m = u.firstRow + warpInBlock + 32 * (batch + r);
+      routed[r] = m < u.rows;
+      outputRow[r] = kMasked ? int64_t(u.expert) * p.rowCount + m : u.routedBase + m;
+      token[r] = kGather && routed[r] ? __ldg(p.permutation + u.routedBase + m) : 0;
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      int64_t source = outputRow[r];
+      readable[r] = routed[r];
+      if (kGather && routed[r]) {
+        readable[r] = uint32_t(token[r]) < uint32_t(p.sourceRowCount);  // T < 2^31: the host checks it
+        if (!readable[r] && p.status != nullptr && lane == 0) atomicOr(p.status, kBadPermutation);
+        source = token[r];
+      }
+      if (readable[r] && columnExists) {
+        const uint4* input = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kb * kBlockSize);
+#pragma unroll
+        for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][v] = __ldg(input + v);
+        if (kSiLUMul) {
+          const uint4* up = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kHiddenSize + kb * kBlockSize);
+#pragma unroll
+          for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][kVectorsPerBlock + v] = __ldg(up + v);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsInFlight; ++r) {
+      const uint32_t scaleByte = quantizeBlock(loaded[r], readable[r] && columnExists, gs, inverseGs,
+                                               p.codes + outputRow[r] * (kHiddenSize / 2) + kb * (kBlockSize / 2));
+      if (kSwizzled) {
+        uint32_t word = scaleByte << (8 * (lane & 3));
+        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 1);
+        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 2);
+        words[batch + r] = word;
+      } else if (routed[r] && columnExists) {
+        p.scales[(u.tile * 128 + 8 * u.lineSet + warpInBlock + 32 * (batch + r)) * kBlocksPerRow + kb] = uint8_t(scaleByte);
+      }
+    }
+  }
+  if (kSwizzled && (lane & 3) == 0) {
+    *reinterpret_cast<uint4*>(staged + (lane >> 2) * kLineStride + warpInBlock * 16) =
+        make_uint4(words[0], words[1], words[2], words[3]);
+  }
+}
+
+// Stores a swizzled line unit's staged lines (after the block's barrier): warp t stores line t,
+// the 4-block column 8·chunk + t, when the row has it.
+__device__ __forceinline__ void storeLines(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
+                                           const uint8_t* staged) {
+  const int kTile = u.chunk * kUnitTiles + warpInBlock;
+  if (kTile >= kTiles) return;
+  const uint32_t word = *reinterpret_cast<const uint32_t*>(staged + warpInBlock * kLineStride + lane * 4);
+  *reinterpret_cast<uint32_t*>(p.scales + (u.tile * kTiles + kTile) * 512 + u.lineSet * 128 + lane * 4) = word;
+}
+
+// ---- Phase 2: row units.
+
+// A swizzled scale word: 4 bytes of a 32-byte sector that rows s, s+1, s+32, s+33, …, s+97 share
+// and different warps write, stored with an L2 evict-last policy so that the sector stays in L2
+// until it is whole (at M = 131072, K = 7168 the L2 otherwise wrote partial sectors back and read
+// them again: ~2 × the scale tensor of extra DRAM traffic).
+__device__ __forceinline__ void storeScaleWord(uint8_t* address, uint32_t word) {
+  uint64_t policy;
+  asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+  asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;" ::"l"(address), "r"(word), "l"(policy) : "memory");
+}
+
+// Stores the scale byte of block kb of scale row s; swizzled rows merge 4 lanes into one word.
+// Every lane of the 4-lane group must call it together.
+__device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, uint32_t scaleByte, uint32_t groupMask) {
+  if (kSwizzled) {
+    uint32_t word = scaleByte << (8 * (kb & 3));
+    word |= __shfl_xor_sync(groupMask, word, 1);
+    word |= __shfl_xor_sync(groupMask, word, 2);
+    if ((kb & 3) == 0) storeScaleWord(scales + scaleByteOffset(s, kb), word);
+  } else {
+    scales[scaleByteOffset(s, kb)] = uint8_t(scaleByte);
+  }
+}
+
+// A row unit: kTunedUnroll steps of one routed row.
+struct RoutedUnit {
+  const uint16_t* input;  // the source row's first value
+  uint8_t* codes;         // the output row's first code byte
+  int64_t routed;         // routed index (the output row itself in the offsets layout)
+  int64_t scaleRow;
+  float gs;
+  int firstStep;
+  bool valid;     // the unit exists: its scale bytes are written
+  bool readable;  // its source row exists (false only for an out-of-range gather entry)
+};
+
+// Unit `unit` of this lane's slot; it exists while its routed index is below off[E].
+__device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t routedRows) {
+  RoutedUnit u;
+  const int64_t group = unit / kUnitsPerRow;
+  u.routed = group * kRowsPerWarp + slot;
+  u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
+  u.valid = u.routed < routedRows;
+  u.readable = u.valid;
+  return u;
+}
+
+// Tail unit `unit` of this lane's slot: row slots are (expert, j < 64), kRowsPerWarp of them a
+// warp step (a step never straddles experts: kRowsPerWarp divides 64), and the lane's row is the
+// expert's tail row j when it has one — the tail being the rows of its last tile when that tile
+// is not dense. The expert follows from the slot: no search. Returns the row within the expert.
+__device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const int32_t* inputTable,
+                                                  const int32_t* scaleTable, int64_t unit, int slot, RoutedUnit& u,
+                                                  int& expert) {
+  const int64_t group = unit / kUnitsPerRow;
+  u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
+  expert = int(group * kRowsPerWarp / kDenseRows);
+  const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
+  const int64_t lastTile = rows & ~int64_t(127);
+  const int64_t m = lastTile + group * kRowsPerWarp % kDenseRows + slot;
+  u.valid = rows - lastTile <= kDenseRows && m < rows;
+  u.readable = u.valid;
+  u.routed = int64_t(inputTable[expert]) + m;
+  if (u.valid) {
+    u.scaleRow = scaleTable[expert] + m;
+    u.gs = __ldg(p.globalScales + expert);
+  }
+  return m;
+}
+
+// The permutation entry (the source row) of unit `unit` of this lane's slot, 0 past off[E]:
+// loaded one unit ahead when gathering, so a unit's input loads need not wait for it.
+__device__ __forceinline__ int32_t sourceOfUnit(const QuantParams& p, int64_t unit, int slot, int64_t routedRows) {
+  const RoutedUnit u = numberUnit(unit, slot, routedRows);
+  return u.valid ? __ldg(p.permutation + u.routed) : 0;
+}
+
+// Points a valid unit at output row `row` and its source row (`token`, when gathering).
+__device__ __forceinline__ void placeRow(const QuantParams& p, RoutedUnit& u, int64_t row, int32_t token) {
+  int64_t source = row;
+  if (kGather) {
+    u.readable = uint32_t(token) < uint32_t(p.sourceRowCount);  // T < 2^31: the host checks it
+    source = token;
+    if (!u.readable && p.status != nullptr) atomicOr(p.status, kBadPermutation);
+  }
+  u.input = p.input + source * kInputRowWidth;
+  u.codes = p.codes + row * (kHiddenSize / 2);
+}
+
+// A valid unit's expert, scale row and global scale. Routed indices grow with units, so `expert`
+// is carried forward: one comparison unless the row left the expert, then a binary search of
+// the rest. Returns the row within the expert.
+__device__ __forceinline__ int64_t bindExpert(const QuantParams& p, const int32_t* inputTable,
+                                              const int32_t* scaleTable, RoutedUnit& u, int& expert) {
+  if (int64_t(inputTable[expert + 1]) <= u.routed) expert = findExpert(inputTable, p.expertCount, u.routed, expert + 1);
+  const int64_t m = u.routed - inputTable[expert];
+  u.scaleRow = scaleTable[expert] + m;
+  u.gs = __ldg(p.globalScales + expert);
+  return m;
+}
+
+// Issues every load of a unit (nothing for an invalid or unreadable one).
+__device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock]) {
+#pragma unroll
+  for (int k = 0; k < kTunedUnroll; ++k) {
+    const int kb = (u.firstStep + k) * kLanesPerRow + column;
+    if (u.readable && u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
+      const uint4* source = reinterpret_cast<const uint4*>(u.input + kb * kBlockSize);
+#pragma unroll
+      for (int i = 0; i < kVectorsPerBlock; ++i) loaded[k][i] = __ldg(source + i);
+      if (kSiLUMul) {
+        const uint4* up = reinterpret_cast<const uint4*>(u.input + kHiddenSize + kb * kBlockSize);
+#pragma unroll
+        for (int i = 0; i < kVectorsPerBlock; ++i) loaded[k][kVectorsPerBlock + i] = __ldg(up + i);
+      }
+    }
+  }
+}
+
+// Quantizes a loaded unit and stores its codes and scales.
+__device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column,
+                                          const uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock], uint8_t* scales,
+                                          uint32_t groupMask) {
+  if (!u.valid) return;  // uniform across each row's lanes
+  const float inverseGs = __frcp_rn(u.gs);
+#pragma unroll
+  for (int k = 0; k < kTunedUnroll; ++k) {
+    const int kb = (u.firstStep + k) * kLanesPerRow + column;
+    if (u.firstStep + k >= kColumnSteps || kb >= kScaleColumns) break;  // uniform per 4-lane group
+    const uint32_t scaleByte = quantizeBlock(loaded[k], u.readable && kb < kBlocksPerRow, u.gs, inverseGs,
+                                             u.codes + kb * (kBlockSize / 2));
+    storeScale(scales, u.scaleRow, kb, scaleByte, groupMask);
+  }
+}
+
