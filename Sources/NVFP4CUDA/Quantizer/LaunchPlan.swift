@@ -49,11 +49,12 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
 
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
     /// block and shared-memory size), fewer blocks when the most work either phase can have needs
-    /// fewer: the routed rows (at most `rowCapacity`) take `tunedUnroll` scale bytes a thread in
-    /// row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
+    /// fewer: the routed rows (at most `rowCapacity`) take ``tunedUnroll`` scale bytes a thread
+    /// in row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
     /// covers more than 64 routed rows a tile), the padding (at most `scaleRowCapacity` rows)
-    /// ``paddingBytesPerThread`` bytes a thread. The offset tables go to shared memory when they fit; the masked layout
-    /// always derives them there (its group count is bounded by
+    /// ``paddingBytesPerThread`` bytes a thread. The tables (off, soff and the dense table, with
+    /// their scan scratch) go to shared memory when they fit beside the static shared memory; the
+    /// masked layout always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
         rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
