@@ -17,7 +17,11 @@ constexpr int kLineUnitRounds = 8;                                              
 // wait on their permutation entries, or on the SiLU arithmetic, between its loads and barrier.
 constexpr bool kLineUnits = kSwizzled && !kGather && !kSiLUMul;
 
-// Dense tiles of an expert with `rows` routed rows.
+// Whether row m of an expert with `rows` routed rows lies in a dense tile.
+__device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
+
+// Dense tiles of an expert with `rows` routed rows: its full tiles, and its last when more than
+// kDenseRows of it are routed (inDenseTile of its rows, in 32 bits).
 __device__ __forceinline__ int32_t denseTiles(int32_t rows) { return rows / 128 + (rows % 128 > kDenseRows ? 1 : 0); }
 
 // Writes the exclusive prefix of value(0) … value(E − 1) into table[0 … E] (table[E] is the

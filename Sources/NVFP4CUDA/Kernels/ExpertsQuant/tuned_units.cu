@@ -88,9 +88,6 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
   return scaleByte;
 }
 
-// Whether row m of an expert with `rows` routed rows lies in a dense tile.
-__device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
-
 // ---- Phase 1: line units.
 
 // A line unit: line set `lineSet` of a dense tile, blocks 32·chunk … 32·chunk + 31.
@@ -261,7 +258,7 @@ __device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const in
   const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
   const int64_t lastTile = rows & ~int64_t(127);
   const int64_t m = lastTile + group * kRowsPerWarp % kDenseRows + slot;
-  u.valid = rows - lastTile <= kDenseRows && m < rows;
+  u.valid = !inDenseTile(lastTile, rows) && m < rows;
   u.readable = u.valid;
   u.routed = int64_t(inputTable[expert]) + m;
   if (u.valid) {
