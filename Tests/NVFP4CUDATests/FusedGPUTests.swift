@@ -83,6 +83,27 @@ func firstByteDifference(_ expected: [UInt8], _ actual: [UInt8]) -> String? {
     return "byte \(i): expected 0x\(String(expected[i], radix: 16)), got 0x\(String(actual[i], radix: 16))"
 }
 
+/// Expects two quantizations' codes and scales to be byte-identical, naming the first difference.
+func expectSameBytes(_ expected: (codes: [UInt8], scales: [UInt8]), _ actual: (codes: [UInt8], scales: [UInt8]),
+                     _ label: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(firstByteDifference(expected.codes, actual.codes) == nil,
+            "codes \(label): \(firstByteDifference(expected.codes, actual.codes) ?? "")", sourceLocation: sourceLocation)
+    #expect(firstByteDifference(expected.scales, actual.scales) == nil,
+            "scales \(label): \(firstByteDifference(expected.scales, actual.scales) ?? "")", sourceLocation: sourceLocation)
+}
+
+/// Quantizes an offsets-layout case with `quantizer` on poisoned outputs and expects the fast
+/// CPU path's bytes.
+func expectGPUMatchesCPU(_ testCase: ProblemCase, quantizer: CUDAQuantizer,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let expected = try testCase.runCPU(.fast, poison: 0xA5)
+    let device = try DeviceProblem(testCase, context: quantizer.context)
+    try device.poison()
+    try quantizer.quantize(device.arguments)
+    try quantizer.context.synchronize()
+    expectSameBytes(expected, try device.outputs(), "\(testCase)", sourceLocation: sourceLocation)
+}
+
 @Suite("GPU fused variants", .serialized)
 struct FusedGPUTests {
     @Test("gather, SiLU·mul and every block format equal the CPU path byte for byte (offsets layout)")
@@ -90,14 +111,7 @@ struct FusedGPUTests {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context)
         for testCase in try FusedCases.allOffsetCases() {
-            let expected = try testCase.runCPU(.fast, poison: 0xA5)
-            let device = try DeviceProblem(testCase, context: context)
-            try device.poison()
-            try quantizer.quantize(device.arguments)
-            try context.synchronize()
-            let actual = try device.outputs()
-            #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(testCase): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
-            #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(testCase): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+            try expectGPUMatchesCPU(testCase, quantizer: quantizer)
         }
     }
 
@@ -115,14 +129,7 @@ struct FusedGPUTests {
                         seed += 1
                         let testCase = try FusedCases.offsets(seed: seed, experts: experts, tokens: tokens, hiddenSize: hiddenSize,
                                                               format: format, activation: activation, gather: gather)
-                        let expected = try testCase.runCPU(.fast, poison: 0xA5)
-                        let device = try DeviceProblem(testCase, context: context)
-                        try device.poison()
-                        try quantizer.quantize(device.arguments)
-                        try context.synchronize()
-                        let actual = try device.outputs()
-                        #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(testCase): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
-                        #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(testCase): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+                        try expectGPUMatchesCPU(testCase, quantizer: quantizer)
                     }
                 }
                 seed += 1
@@ -133,9 +140,7 @@ struct FusedGPUTests {
                 try device.poison()
                 try quantizer.quantize(device.arguments)
                 try context.synchronize()
-                let actual = try device.outputs()
-                #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(masked): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
-                #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(masked): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+                expectSameBytes(expected, try device.outputs(), "\(masked)")
             }
         }
     }
@@ -164,8 +169,7 @@ struct FusedGPUTests {
                         try context.synchronize()
                         let actual = try device.outputs()
                         let label = "\(testCase) garbage \(garbage)"
-                        #expect(firstByteDifference(expected.codes, actual.codes) == nil, "codes \(label): \(firstByteDifference(expected.codes, actual.codes) ?? "")")
-                        #expect(firstByteDifference(expected.scales, actual.scales) == nil, "scales \(label): \(firstByteDifference(expected.scales, actual.scales) ?? "")")
+                        expectSameBytes(expected, actual, label)
                         let rowBytes = K / 2
                         for group in 0..<mask.count {
                             let start = (group * maxRows + problem.validRowCount(ofGroup: group)) * rowBytes
