@@ -68,7 +68,7 @@ struct ConcurrencyGPUTests {
                     let device = try DeviceProblem(testCase, context: context)
                     // DeviceProblem copies on the legacy stream; wait for them before using the
                     // non-blocking stream.
-                    try context.synchronize()
+                    try context.synchronizeOutsideCaptures()
                     try device.poison(stream: stream.handle)
                     try quantizer.quantize(device.arguments, stream: stream.handle)
                     try stream.synchronize()

@@ -22,7 +22,7 @@ struct DeviceValidationGPUTests {
         var arguments = device.arguments
         arguments.validationStatus = status.address
         try quantizer.quantize(arguments)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         #expect(try status.violations().isEmpty)
         try status.check()
         let expected = try testCase.runCPU(.fast)
@@ -64,7 +64,7 @@ struct DeviceValidationGPUTests {
             arguments.validationStatus = status.address
             if let capacity { arguments.scaleByteCapacity = capacity }
             try quantizer.quantize(arguments)
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             #expect { try status.check() } throws: { error in
                 guard case NVFP4Error.invalidArgument(let name, _) = error else { return false }
                 return name == argument
@@ -90,7 +90,7 @@ struct DeviceValidationGPUTests {
         var arguments = device.arguments
         arguments.validationStatus = status.address
         try quantizer.quantize(arguments)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         #expect(try status.violations() == .permutation)
         #expect { try status.check() } throws: { error in
             guard case NVFP4Error.invalidArgument(let name, _) = error else { return false }

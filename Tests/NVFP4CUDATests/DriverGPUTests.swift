@@ -88,7 +88,7 @@ struct DriverGPUTests {
         try values.withUnsafeBytes { try buffer.copy(from: $0) }
         var parameters = AddScalarParameters(data: buffer.address, count: UInt32(values.count), addend: 0.5)
         try function.launch(grid: Dim3((values.count + 255) / 256), block: 256, parameters: &parameters)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         var output = [Float](repeating: 0, count: values.count)
         try output.withUnsafeMutableBytes { try buffer.copy(to: $0) }
         #expect(output == values.map { $0 + 0.5 })
@@ -136,9 +136,7 @@ struct DriverGPUTests {
         try buffer.fill(word32: 0, stream: stream.handle)
         try stream.synchronize()
         var parameters = AddScalarParameters(data: buffer.address, count: 256, addend: 1)
-        try stream.beginCapture()
-        try function.launch(grid: 1, block: 256, stream: stream.handle, parameters: &parameters)
-        let graph = try stream.endCapture()
+        let graph = try stream.capture { try function.launch(grid: 1, block: 256, stream: stream.handle, parameters: &parameters) }
         let exec = try graph.instantiate()
         for _ in 0..<3 { try exec.launch(on: stream.handle) }
         try stream.synchronize()

@@ -23,6 +23,36 @@ func environmentFlag(_ name: String) -> Bool {
     return String(cString: value) == "1"
 }
 
+/// Held while a test captures a graph or waits on a whole context. The driver refuses
+/// `cuCtxSynchronize` while any stream of the context is capturing, from any thread, and
+/// invalidates that capture; the tests run in parallel in one process on device 0's primary
+/// context, so one test's wait broke another's capture (seen under compute-sanitizer memcheck).
+private let captureExclusion = Locked(())
+
+extension CUDAContext {
+    /// ``synchronize()``, never while another test captures a graph.
+    func synchronizeOutsideCaptures() throws {
+        try captureExclusion.withLock { _ in try synchronize() }
+    }
+}
+
+extension CUDAStream {
+    /// The graph of the work `body` issues on this stream, captured (thread-local mode) while
+    /// no test waits on the whole context.
+    func capture(_ body: () throws -> Void) throws -> CUDAGraph {
+        try captureExclusion.withLock { _ in
+            try beginCapture()
+            do {
+                try body()
+            } catch {
+                _ = try? endCapture()
+                throw error
+            }
+            return try endCapture()
+        }
+    }
+}
+
 /// A context on device 0, or the test is cancelled (reported as skipped, with the reason) when
 /// the CUDA driver cannot be loaded or sees no device. With `NVFP4_REQUIRE_GPU=1` the test fails
 /// instead of skipping.

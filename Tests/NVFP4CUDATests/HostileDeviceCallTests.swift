@@ -41,7 +41,7 @@ extension DeviceProblem {
     func poisonWords() throws {
         try codes.fill(word32: hostileDevicePoison, stream: .legacyDefault)
         try scales.fill(word32: hostileDevicePoison, stream: .legacyDefault)
-        try codes.context.synchronize()
+        try codes.context.synchronizeOutsideCaptures()
     }
 }
 
@@ -50,7 +50,7 @@ extension DeviceMaskedProblem {
     func poisonWords() throws {
         try codes.fill(word32: hostileDevicePoison, stream: .legacyDefault)
         try scales.fill(word32: hostileDevicePoison, stream: .legacyDefault)
-        try codes.context.synchronize()
+        try codes.context.synchronizeOutsideCaptures()
     }
 }
 
@@ -203,14 +203,14 @@ struct HostileDeviceCallTests {
                 call.mutate(&arguments)
                 let named = thrownArgument { try quantizer.quantize(arguments, variant: call.variant) }
                 #expect(named == call.argument, "gather=\(gather) \(call) (\(call.variant)): got \(named)")
-                try context.synchronize()
+                try context.synchronizeOutsideCaptures()
                 let after = try device.outputs()
                 #expect(after.codes == poisoned.codes, "gather=\(gather) \(call): codes changed")
                 #expect(after.scales == poisoned.scales, "gather=\(gather) \(call): scales changed")
             }
             // The valid call on the same buffers writes, and equals the CPU.
             try quantizer.quantize(device.arguments)
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             let expected = try testCase.runCPU(.fast, poison: 0xA5)
             let actual = try device.outputs()
             let routedCodeBytes = testCase.problem.segments.routedRowCount * 32
@@ -230,7 +230,7 @@ struct HostileDeviceCallTests {
             for variant in [QuantizerVariant.seed, .baseline] {
                 let named = thrownArgument { try quantizer.quantize(device.arguments, variant: variant) }
                 #expect(named == "variant", "\(format) gather=\(gather) \(variant): got \(named)")
-                try context.synchronize()
+                try context.synchronizeOutsideCaptures()
                 let after = try device.outputs()
                 #expect(after.codes == hostilePoisonBytes(device.codes.byteCount), "\(format) gather=\(gather) \(variant): codes changed")
                 #expect(after.scales == hostilePoisonBytes(device.scales.byteCount), "\(format) gather=\(gather) \(variant): scales changed")
@@ -252,13 +252,13 @@ struct HostileDeviceCallTests {
             call.mutate(&arguments)
             let named = thrownArgument { try quantizer.quantize(arguments) }
             #expect(named == call.argument, "\(call): got \(named)")
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             let after = try device.outputs()
             #expect(after.codes == poisoned.codes, "\(call): codes changed")
             #expect(after.scales == poisoned.scales, "\(call): scales changed")
         }
         try quantizer.quantize(device.arguments)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         let expected = try MaskedProblemCase(name: "hostile masked", seed: 0, problem: problem, input: input).runCPU(.fast)
         #expect(try device.outputs().scales == expected.scales, "the valid masked call")
     }
@@ -270,14 +270,14 @@ struct HostileDeviceCallTests {
         let ids = routingIds(tokenCount: 16, topk: 4, expertCount: 8, seed: 0xD059, mode: 0)
         let device = try DeviceRouting(context: context, ids: ids, tokenCount: 16, topk: 4, expertCount: 8)
         try device.poisonOutputs()
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         let poison = DeviceRouting.poison
         for call in HostileDevice.routingCalls(device.arguments(rule: .roundedPrefixSum)) {
             var arguments = device.arguments(rule: .roundedPrefixSum)
             call.mutate(&arguments)
             let named = thrownArgument { try builder.buildLayout(arguments) }
             #expect(named == call.argument, "\(call): got \(named)")
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             let after = try device.outputs()
             for (buffer, values) in [("counts", after.counts), ("inputOffsets", after.inputOffsets), ("scaleOffsets", after.scaleOffsets),
                                      ("permutation", after.permutation), ("destinationRows", after.destinationRows)] {

@@ -22,14 +22,14 @@ struct HugeShapeGPUTests {
         let generated = try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2)
         try support.fillValues(address: generated.address, count: problem.inputElementCount, type: .bfloat16, seed: 99,
                                stream: .legacyDefault)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         var input = [UInt16](repeating: 0, count: problem.inputElementCount)
         try input.withUnsafeMutableBytes { try generated.copy(to: $0) }
 
         let device = try DeviceProblem(problem, input: input, context: context)
         try device.poison()
         try quantizer.quantize(device.arguments)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         let actual = try device.outputs()
 
         var codes = [UInt8](repeating: 0xA5, count: problem.codeByteCount)

@@ -56,7 +56,7 @@ struct QuantizerGPUTests {
             let device = try DeviceProblem(testCase, context: context)
             try device.poison()
             try quantizer.quantize(device.arguments, variant: variant)
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             let actual = try device.outputs()
             let difference = OutputDiff.firstDifference(
                 testCase.problem, expectedCodes: expected.codes, actualCodes: actual.codes,
@@ -74,9 +74,7 @@ struct QuantizerGPUTests {
         let device = try DeviceProblem(first, context: context)
         let stream = try CUDAStream(context: context)
         try quantizer.prepare(elementType: .bfloat16, hiddenSize: 2048)
-        try stream.beginCapture()
-        try quantizer.quantize(device.arguments, stream: stream.handle)
-        let graph = try stream.endCapture()
+        let graph = try stream.capture { try quantizer.quantize(device.arguments, stream: stream.handle) }
         let executable = try graph.instantiate()
         for testCase in [first, second] {
             // Same shapes and routing counts (same seed stream for counts), new values.

@@ -62,7 +62,7 @@ struct ResourceHygieneGPUTests {
             let device = try DeviceProblem(testCase, context: context)
             // DeviceProblem copies on the legacy stream; a pageable copy may still be in flight
             // when it returns, and the non-blocking stream does not wait for it.
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             if cycle == 0 { try device.poison(stream: stream.handle) }
             try quantizer.quantize(device.arguments, stream: stream.handle)
             try stream.synchronize()
@@ -96,7 +96,7 @@ struct ResourceHygieneGPUTests {
         for block in 0..<blocks {
             let failure = try Self.runBlock(block, context: context, testCase: testCase, expected: expected)
             #expect(failure == nil, "\(failure ?? "")")
-            try context.synchronize()
+            try context.synchronizeOutsideCaptures()
             // Block 0 is the warm-up (kernel compiled or loaded, pools and caches filled).
             guard block > 0 else { continue }
             deviceFree.append(try context.memoryInfo().freeByteCount)
@@ -148,7 +148,7 @@ struct ResourceHygieneGPUTests {
         let device = try DeviceProblem(testCase, context: context)
         try device.poison()
         try quantizer.quantize(device.arguments)
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         let actual = try device.outputs()
         let difference = OutputDiff.firstDifference(
             testCase.problem, expectedCodes: expected.codes, actualCodes: actual.codes,

@@ -41,7 +41,7 @@ struct DeviceRouting: ~Copyable {
     /// flight when `cuMemcpyHtoD` returns, and other streams do not wait for it).
     func upload(_ hostIds: [Int32]) throws {
         try hostIds.withUnsafeBytes { try ids.copy(from: $0) }
-        try ids.context.synchronize()
+        try ids.context.synchronizeOutsideCaptures()
     }
 
     func arguments(rule: ExpertSegments.ScaleOffsetRule) -> DeviceRoutingArguments {
@@ -144,7 +144,7 @@ struct RoutingLayoutGPUTests {
                             context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
                         try device.poisonOutputs()
                         try builder.buildLayout(device.arguments(rule: rule))
-                        try context.synchronize()
+                        try context.synchronizeOutsideCaptures()
                         let difference = try device.outputs().firstDifference(from: expected)
                         #expect(difference == nil,
                                 "T=\(tokenCount) topk=\(topk) E=\(expertCount) mode \(mode) \(rule) seed \(seed): \(difference ?? "")")
@@ -168,7 +168,7 @@ struct RoutingLayoutGPUTests {
         let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
         try device.poisonOutputs()
         try builder.buildLayout(device.arguments(rule: .roundedPrefixSum))
-        try context.synchronize()
+        try context.synchronizeOutsideCaptures()
         let difference = try device.outputs().firstDifference(from: expected)
         #expect(difference == nil, "\(difference ?? "")")
     }
@@ -185,9 +185,7 @@ struct RoutingLayoutGPUTests {
         }
         let device = try DeviceRouting(context: context, ids: idSets[0], tokenCount: tokenCount, topk: topk, expertCount: expertCount)
         let stream = try CUDAStream(context: context)
-        try stream.beginCapture()
-        try builder.buildLayout(device.arguments(rule: .closedForm), stream: stream.handle)
-        let graph = try stream.endCapture()
+        let graph = try stream.capture { try builder.buildLayout(device.arguments(rule: .closedForm), stream: stream.handle) }
         let executable = try graph.instantiate()
         for (seed, ids) in zip(seeds, idSets) {
             try device.upload(ids)

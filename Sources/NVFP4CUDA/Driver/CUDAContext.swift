@@ -56,9 +56,21 @@ public final class CUDAContext: @unchecked Sendable {
 
     /// Waits for all work in this context; asynchronous faults from earlier launches surface
     /// here. Wraps `cuCtxSynchronize` (after `cuCtxSetCurrent`).
+    ///
+    /// The driver refuses it while any stream of the context is being captured into a graph —
+    /// from any thread — and invalidates that capture; code that may run beside an engine's
+    /// capture waits on its own stream with ``synchronize(stream:)`` instead.
     public func synchronize() throws {
         try makeCurrent()
         try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
+    }
+
+    /// Waits for the work of one stream of this context (the legacy default stream included).
+    /// Wraps `cuStreamSynchronize` (after `cuCtxSetCurrent`). Unlike ``synchronize()``, it leaves
+    /// other threads' graph captures on non-blocking streams alone.
+    public func synchronize(stream: CUDAStreamHandle) throws {
+        try makeCurrent()
+        try driver.check(driver.cuStreamSynchronize(stream.rawValue), "cuStreamSynchronize")
     }
 
     /// Free and total memory of this context's device, in bytes. Wraps `cuMemGetInfo_v2`.

@@ -3,7 +3,8 @@ import NVFP4
 extension CUDAQuantizer {
     /// Quantizes host data on the GPU: the same contract as ``CPUQuantizer`` (codes of rows past
     /// `off[E]` are left as they are in `codes`). Allocates device buffers, copies, runs
-    /// `variant` and waits for it.
+    /// `variant` on the legacy default stream and waits for that stream only, so a graph that
+    /// another thread captures on a non-blocking stream meanwhile is not disturbed.
     public func quantize(
         _ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
@@ -12,7 +13,7 @@ extension CUDAQuantizer {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
         let device = try DeviceProblem(problem, input: input, context: context)
         try quantize(device.arguments, variant: variant)
-        try context.synchronize()
+        try context.synchronize(stream: .legacyDefault)
         // Only the routed rows come back: the rest of the device buffer was never written.
         let routedCodeBytes = problem.segments.routedRowCount * problem.hiddenSize / 2
         try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(codes)[..<routedCodeBytes]))
@@ -28,7 +29,7 @@ extension CUDAQuantizer {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
         let device = try DeviceMaskedProblem(problem, input: input, context: context)
         try quantize(device.arguments)
-        try context.synchronize()
+        try context.synchronize(stream: .legacyDefault)
         // Only each group's valid rows come back: the rest of the device buffer was never written.
         let rowBytes = problem.hiddenSize / 2
         let allCodes = UnsafeMutableRawBufferPointer(codes)
@@ -76,7 +77,7 @@ extension CUDAQuantizer {
         if count > 0 {
             try function(kernels).launch(grid: Dim3(multiprocessorCount * 8), block: Dim3(256), parameters: &parameters)
         }
-        try context.synchronize()
+        try context.synchronize(stream: .legacyDefault)
         var result = [UInt8](repeating: 0, count: outputBytes)
         try result.withUnsafeMutableBytes { try output.copy(to: $0) }
         return result

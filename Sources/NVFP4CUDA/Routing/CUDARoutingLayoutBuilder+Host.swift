@@ -3,8 +3,8 @@ import NVFP4
 extension CUDARoutingLayoutBuilder {
     /// Builds the layout of host `topkIds` on the GPU: the same contract and the same errors as
     /// the CPU ``RoutingLayout/init(topkIds:tokenCount:topk:expertCount:rule:)``, which it
-    /// equals. Validates the ids on the host, allocates device buffers, copies, launches and
-    /// waits for the result.
+    /// equals. Validates the ids on the host, allocates device buffers, copies, launches on the
+    /// legacy default stream and waits for that stream only (not the whole context).
     ///
     /// - Throws: ``NVFP4Error/invalidArgument(argument:reason:)`` naming `expertCount`, `topk`,
     ///   `tokenCount` or `topkIds` (an id outside `−1 ..< expertCount`, or a count that is not
@@ -27,7 +27,7 @@ extension CUDARoutingLayoutBuilder {
             topkIds: ids.address, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule,
             counts: counts.address, inputOffsets: inputOffsets.address, scaleOffsets: scaleOffsets.address,
             permutation: permutation.address, destinationRows: destinationRows.address))
-        try context.synchronize()
+        try context.synchronize(stream: .legacyDefault)
 
         var hostCounts = [Int32](repeating: 0, count: expertCount)
         var hostInputOffsets = [Int32](repeating: 0, count: expertCount + 1)
