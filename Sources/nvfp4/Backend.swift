@@ -46,8 +46,9 @@ struct Backend {
         return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy())
     }
 
-    /// `NVFP4_LINE_UNITS=always` has the tuned kernel use line units for every dense tile (same
-    /// bytes; for fuzzing that path on small shapes); anything else leaves the choice to the kernel.
+    /// `NVFP4_LINE_UNITS=always` has the tuned kernels that have line units use them for every
+    /// dense tile (same bytes; for fuzzing that path on small shapes); anything else leaves the
+    /// choice to the kernel.
     static func lineUnitPolicy() -> LineUnitPolicy {
         getenv("NVFP4_LINE_UNITS").map { String(cString: $0) } == "always" ? .always : .automatic
     }

@@ -31,7 +31,8 @@ extension ExpertsQuantParameters {
     public enum Flags {
         /// The offset tables fit dynamic shared memory (the masked layout always sets it).
         public static let sharedTables: Int32 = 1
-        /// Tuned kernel: line units for every dense scale tile, however few (``LineUnitPolicy/always``).
+        /// Tuned kernel: line units for every dense scale tile, however few, in the kernels that
+        /// have them (``LineUnitPolicy/always``).
         public static let alwaysLineUnits: Int32 = 2
     }
 }
@@ -44,8 +45,9 @@ public enum LineUnitPolicy: Sendable, Equatable {
     /// there are at least 8 per block and the experts' tails (64 row slots each) are no more
     /// than the routed rows.
     case automatic
-    /// Line units for every dense tile, however few, in every kernel whose offset tables fit
-    /// shared memory: for tests and diagnostics.
+    /// Line units for every dense tile, however few, in every kernel that has them (the
+    /// swizzled layout without a gather or SiLU·mul; the others ignore it) and whose offset
+    /// tables fit shared memory: for tests and diagnostics.
     case always
 }
 

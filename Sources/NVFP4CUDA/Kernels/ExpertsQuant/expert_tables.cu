@@ -10,11 +10,15 @@ constexpr int kUnitLineSets = 4;                                                
 constexpr int kUnitTiles = 8;                                                      // 4-block columns (32 blocks)
 constexpr int kChunksPerRow = (kTiles + kUnitTiles - 1) / kUnitTiles;              // line units across a row
 constexpr int kLineUnitRounds = 8;                                                 // line units a block, at least
-// Line units are chosen for the swizzled identity without a gather only (any kernel takes them
-// when forced, which the tests do). Their gain is the whole-line scale store, which the linear
-// layout does not have (not timed there). Measured with them, the gather + quantize at K = 7168
-// took 155 µs against row units' 137 and SiLU·mul + quantize 631 against 574: a line unit's rows
-// wait on their permutation entries, or on the SiLU arithmetic, between its loads and barrier.
+// Line units exist in the swizzled identity kernels without a gather only (offsets or masked
+// rows, any block format); forcing them (kAlwaysLineUnits, which the tests do) reaches no other
+// kernel. Their gain is the whole-line scale store, which the linear layout does not have (not
+// timed there). Measured with them, the gather + quantize at K = 7168 took 155 µs against row
+// units' 137 and SiLU·mul + quantize 631 against 574: a line unit's rows wait on their
+// permutation entries, or on the SiLU arithmetic, between its loads and barrier. Compiled in but
+// never taken, their code still cost those kernels 8–10 % (gather 148–152 µs, session 5): ptxas
+// then laid out and scheduled the row units around it (gather 2,968 SASS instructions at
+// K = 2048 against 1,064 without).
 constexpr bool kLineUnits = kSwizzled && !kGather && !kSiLUMul;
 
 // Whether row m of an expert with `rows` routed rows lies in a dense tile.
@@ -59,15 +63,15 @@ __device__ __forceinline__ int32_t maskedRows(const QuantParams& p, int e) {
   return min(max(p.inputOffsets[e], 0), int32_t(p.rowCount));
 }
 
-// Whether the tuned kernel may take line units: forced, or — for the identity without a gather
-// (kLineUnits) — the tails' row slots (64 an expert) are no more than the routed rows and the
+// Whether the tuned kernel may take line units: only a kernel that has them (kLineUnits), when
+// forced or when the tails' row slots (64 an expert) are no more than the routed rows and the
 // most line units the rows allow (a dense tile holds more than 64 of them) reach
 // kLineUnitRounds a block. Otherwise no dense table is built, so small problems pay no scan.
 __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t routedRows) {
+  if (!kLineUnits) return false;
   if ((p.flags & kAlwaysLineUnits) != 0) return true;
-  return kLineUnits &&
-         (int64_t(p.expertCount) * kDenseRows <= routedRows &&
-          int64_t(routedRows) / (kDenseRows + 1) * kUnitLineSets * kChunksPerRow >= int64_t(kLineUnitRounds) * gridDim.x);
+  return int64_t(p.expertCount) * kDenseRows <= routedRows &&
+         int64_t(routedRows) / (kDenseRows + 1) * kUnitLineSets * kChunksPerRow >= int64_t(kLineUnitRounds) * gridDim.x;
 }
 
 // Stages the tables in shared memory when they fit — off and soff copied (masked: off = the

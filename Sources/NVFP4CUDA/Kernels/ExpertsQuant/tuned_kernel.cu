@@ -69,7 +69,8 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   // already, or no dense table exists; testing it again here keeps ptxas's code for the tail
   // slots 112 instructions shorter at K = 7168.)
   const int64_t routedRows = inputTable[E];
-  const int64_t lineUnitCount = denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
+  const int64_t lineUnitCount =
+      kLineUnits && denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
   const bool lineUnits = lineUnitCount > 0 && ((p.flags & kAlwaysLineUnits) != 0 ||
                                                (lineUnitCount >= int64_t(kLineUnitRounds) * gridDim.x &&
                                                 int64_t(E) * kDenseRows <= routedRows));
