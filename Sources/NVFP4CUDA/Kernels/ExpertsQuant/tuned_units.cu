@@ -299,6 +299,26 @@ __device__ __forceinline__ int64_t bindExpert(const QuantParams& p, const int32_
   return m;
 }
 
+// Asks L2 for the input of row unit `unit` of this lane's slot, taking the row to be the routed
+// index (the offsets layout without a gather) and any row below M to exist: issued before the
+// tables are staged, so that a small problem's first unit, loaded after the tables' global loads
+// and barrier, finds its rows in L2 instead of waiting for a second DRAM round trip. One
+// prefetch per 16-byte-aligned block start of the lane (its B values, and their up half with
+// SiLU·mul).
+__device__ __forceinline__ void prefetchRowUnit(const QuantParams& p, int64_t unit, int slot, int column) {
+  const RoutedUnit u = numberUnit(unit, slot, p.rowCount);
+  if (!u.valid) return;
+#pragma unroll
+  for (int k = 0; k < kTunedUnroll; ++k) {
+    const int kb = (u.firstStep + k) * kLanesPerRow + column;
+    if (u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
+      const uint16_t* block = p.input + u.routed * kInputRowWidth + kb * kBlockSize;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(block));
+      if (kSiLUMul) asm volatile("prefetch.global.L2 [%0];" ::"l"(block + kHiddenSize));
+    }
+  }
+}
+
 // Issues every load of a unit (nothing for an invalid or unreadable one).
 __device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock]) {
 #pragma unroll
