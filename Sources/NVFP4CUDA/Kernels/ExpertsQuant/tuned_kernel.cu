@@ -19,7 +19,7 @@ __device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32
   for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunkCount; c += stride) {
     const int64_t tile = c / (32 * kTiles);
     const int64_t tileFirstRow = tile * 128;
-    if (int64_t(scaleTable[expert + 1]) <= tileFirstRow) expert = findExpert(scaleTable, E, tileFirstRow, expert + 1);
+    if (int64_t(scaleTable[expert + 1]) <= tileFirstRow) expert = findExpertInWarp(scaleTable, E, tileFirstRow, expert + 1);
     const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
     const int64_t firstPadding = int64_t(scaleTable[expert]) + rows;
     if (tileFirstRow + 128 <= firstPadding || (denseWritten && inDenseTile(tileFirstRow - scaleTable[expert], rows))) continue;

@@ -112,7 +112,7 @@ __device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const i
   u.chunk = int(unit - lineSetIndex * kChunksPerRow);
   u.lineSet = int(lineSetIndex % kUnitLineSets);
   const int64_t denseTile = lineSetIndex / kUnitLineSets;
-  if (int64_t(denseTable[expert + 1]) <= denseTile) expert = findExpert(denseTable, p.expertCount, denseTile, expert + 1);
+  if (int64_t(denseTable[expert + 1]) <= denseTile) expert = findExpertInWarp(denseTable, p.expertCount, denseTile, expert + 1);
   u.expert = expert;
   const int64_t tileFirst = (denseTile - denseTable[expert]) * 128;  // the tile's first row within the expert
   u.tile = int64_t(scaleTable[expert]) / 128 + (denseTile - denseTable[expert]);
@@ -292,7 +292,10 @@ __device__ __forceinline__ void placeRow(const QuantParams& p, RoutedUnit& u, in
 // the rest. Returns the row within the expert.
 __device__ __forceinline__ int64_t bindExpert(const QuantParams& p, const int32_t* inputTable,
                                               const int32_t* scaleTable, RoutedUnit& u, int& expert) {
-  if (int64_t(inputTable[expert + 1]) <= u.routed) expert = findExpert(inputTable, p.expertCount, u.routed, expert + 1);
+  if (int64_t(inputTable[expert + 1]) <= u.routed) {
+    expert = kRowsPerWarp == 1 ? findExpertInWarp(inputTable, p.expertCount, u.routed, expert + 1)  // the warp's row
+                               : findExpert(inputTable, p.expertCount, u.routed, expert + 1);
+  }
   const int64_t m = u.routed - inputTable[expert];
   u.scaleRow = scaleTable[expert] + m;
   u.gs = __ldg(p.globalScales + expert);
