@@ -69,7 +69,7 @@ struct QuantizeCommand: ParsableCommand {
     var device: DeviceChoice = .auto
 
     @Option(help: ArgumentHelp(
-        "The rule for 'scale_offsets' when INPUT has none: prefix (the default; each expert's rows rounded up to 128, summed) or closed-form (roundUp(off[e] + 127·e, 128)). Offsets INPUT holds are used as they are: from 0, multiples of 128, each expert given at least its rows.",
+        "The rule for 'scale_offsets' when INPUT has none: prefix (the default; each expert's rows rounded up to 128, summed) or closed-form (roundUp(off[e] + 127·e, 128)). Offsets INPUT holds are used as they are when this option is omitted (from 0, multiples of 128, each expert given at least its rows); given, they must follow its rule.",
         valueName: "rule"))
     var scaleOffsets: ScaleOffsets?
 
