@@ -5,8 +5,9 @@ import NVFP4
 /// ``CUDAQuantizer/quantize(_:variant:stream:)``.
 ///
 /// The copies go through the legacy default stream (`cuMemcpyHtoD`, which may return before a
-/// pageable source has reached the device): synchronize the context before quantizing on a
-/// non-blocking ``CUDAStream``, which does not wait for the legacy stream.
+/// pageable source has reached the device): wait for the legacy stream
+/// (`context.synchronize(stream: .legacyDefault)`) before quantizing on a non-blocking
+/// ``CUDAStream``, which does not wait for it.
 public struct DeviceProblem: ~Copyable {
     public let problem: QuantizationProblem
     public let input: DeviceBuffer

@@ -45,7 +45,8 @@
 //   e·S + m, S = roundUp(Mmax, 128); the kernel derives off (the prefix of the clamped mask,
 //   the "routed index" of a valid row) and soff = e·S in shared memory.
 //   Scale rows past an expert's row count, and padding columns kb ≥ K/B, are written as 0.
-//   Rows that no expert owns are neither read nor written.
+//   Rows that no expert owns are never written, nor read for their values (the tuned kernel may
+//   prefetch input rows below M into L2 before it knows off[E]).
 //
 // Numerics (identical to the CPU reference, Sources/NVFP4/Reference/QuantizationSteps.swift):
 //   activate         identity, or y = silu(g)·u with silu(g) = g / (1 + expSiLU(−g)), rounded

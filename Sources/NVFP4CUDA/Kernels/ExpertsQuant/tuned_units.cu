@@ -5,12 +5,13 @@
 // ---------------------------------------------------------------------------------------------
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
-//   1. Line units of dense tiles — when there are at least kLineUnitRounds per block and the
-//      tails' row slots (64 an expert) are no more than the routed rows. In the swizzled layout one
+//   1. Line units of dense tiles — in the swizzled identity kernels without a gather
+//      (kLineUnits), when there are at least kLineUnitRounds per block and the tails' row slots
+//      (64 an expert) are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
 //      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
 //      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
-//      loads, twice with SiLU·mul); the scale bytes are merged in shared memory and stored as 8
+//      loads); the scale bytes are merged in shared memory and stored as 8
 //      whole lines, one write request each. Stored from the lanes they were one 4-byte request a
 //      word (14.7 M at M = 131072, K = 7168), which cost ~12 % of the time; whole sectors from one
 //      warp took the DRAM excess away but not the time: the count of write requests is what
@@ -21,13 +22,13 @@
 //      step, with every load of the unit in flight at once; 4 lanes merge a swizzled scale word.
 //      After line units, the row slots of each expert's tail (the rows of its last tile when
 //      that tile is not dense); otherwise every routed row, the expert carried forward per lane
-//      (one comparison unless the row left the expert, then a binary search of the rest) and the
-//      loads issued before that search. (Line units of mostly empty tiles left most of a block
+//      (one comparison unless the row left the expert, then a search of the rest, by the whole
+//      warp when it holds one row) and the loads issued before that search. (Line units of mostly empty tiles left most of a block
 //      idle, and few large units per block balanced badly: 2.3× slower at M = 1024, E = 256.)
 //   3. Padding outside the tiles phase 1 wrote: swizzled 16-byte chunks strided over the whole
 //      grid, a 16-byte zero store wherever a whole chunk is padding, 4-byte stores for the
 //      padding rows of a chunk that also holds routed rows; linear padding rows, expert by expert.
-// The linear layout takes the same units and stores a row's scale bytes straight from the lanes.
+// The linear layout takes row units and stores a row's scale bytes straight from the lanes.
 
 constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
 constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
@@ -123,10 +124,10 @@ __device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const i
 }
 
 // Quantizes this warp's rows of a line unit (rows 8·lineSet + w + 32q of the tile),
-// kRowsInFlight at a time with every load in flight, codes stored from the lanes. Swizzled: each
-// 4-lane group merges a row's scale bytes into its word, and the group's first lane writes the
-// 16 bytes of rows 8·lineSet + w (quarters 0…3) into its staged line. Linear: the lanes store
-// the bytes of routed rows.
+// kRowsInFlight at a time with every load in flight, codes stored from the lanes; each 4-lane
+// group merges a row's scale bytes into its word, and the group's first lane writes the 16 bytes
+// of rows 8·lineSet + w (quarters 0…3) into its staged line. Only the kernels with line units
+// (kLineUnits: swizzled, identity, no gather) call it.
 __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
                                                  uint8_t* staged) {
   const float gs = __ldg(p.globalScales + u.expert);
@@ -138,50 +139,32 @@ __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const Lin
   for (int batch = 0; batch < 4; batch += kRowsInFlight) {
     uint4 loaded[kRowsInFlight][kLoadsPerBlock];
     int64_t outputRow[kRowsInFlight];
-    bool routed[kRowsInFlight], readable[kRowsInFlight];
-    int32_t token[kRowsInFlight];  // gather: the rows' permutation entries, all loaded before any input
+    bool routed[kRowsInFlight];
 #pragma unroll
     for (int r = 0; r < kRowsInFlight; ++r) {
       const int64_t m = u.firstRow + warpInBlock + 32 * (batch + r);
       routed[r] = m < u.rows;
       outputRow[r] = kMasked ? int64_t(u.expert) * p.rowCount + m : u.routedBase + m;
-      token[r] = kGather && routed[r] ? __ldg(p.permutation + u.routedBase + m) : 0;
     }
 #pragma unroll
     for (int r = 0; r < kRowsInFlight; ++r) {
-      int64_t source = outputRow[r];
-      readable[r] = routed[r];
-      if (kGather && routed[r]) {
-        readable[r] = uint32_t(token[r]) < uint32_t(p.sourceRowCount);  // T < 2^31: the host checks it
-        if (!readable[r] && p.status != nullptr && lane == 0) atomicOr(p.status, kBadPermutation);
-        source = token[r];
-      }
-      if (readable[r] && columnExists) {
-        const uint4* input = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kb * kBlockSize);
+      if (routed[r] && columnExists) {
+        const uint4* input = reinterpret_cast<const uint4*>(p.input + outputRow[r] * kInputRowWidth + kb * kBlockSize);
 #pragma unroll
         for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][v] = __ldg(input + v);
-        if (kSiLUMul) {
-          const uint4* up = reinterpret_cast<const uint4*>(p.input + source * kInputRowWidth + kHiddenSize + kb * kBlockSize);
-#pragma unroll
-          for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][kVectorsPerBlock + v] = __ldg(up + v);
-        }
       }
     }
 #pragma unroll
     for (int r = 0; r < kRowsInFlight; ++r) {
-      const uint32_t scaleByte = quantizeBlock(loaded[r], readable[r] && columnExists, gs, inverseGs,
+      const uint32_t scaleByte = quantizeBlock(loaded[r], routed[r] && columnExists, gs, inverseGs,
                                                p.codes + outputRow[r] * (kHiddenSize / 2) + kb * (kBlockSize / 2));
-      if (kSwizzled) {
-        uint32_t word = scaleByte << (8 * (lane & 3));
-        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 1);
-        word |= __shfl_xor_sync(0xFFFFFFFFu, word, 2);
-        words[batch + r] = word;
-      } else if (routed[r] && columnExists) {
-        p.scales[(u.tile * 128 + 8 * u.lineSet + warpInBlock + 32 * (batch + r)) * kBlocksPerRow + kb] = uint8_t(scaleByte);
-      }
+      uint32_t word = scaleByte << (8 * (lane & 3));
+      word |= __shfl_xor_sync(0xFFFFFFFFu, word, 1);
+      word |= __shfl_xor_sync(0xFFFFFFFFu, word, 2);
+      words[batch + r] = word;
     }
   }
-  if (kSwizzled && (lane & 3) == 0) {
+  if ((lane & 3) == 0) {
     *reinterpret_cast<uint4*>(staged + (lane >> 2) * kLineStride + warpInBlock * 16) =
         make_uint4(words[0], words[1], words[2], words[3]);
   }
