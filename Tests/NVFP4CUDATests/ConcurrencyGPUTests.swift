@@ -89,6 +89,58 @@ struct ConcurrencyGPUTests {
         #expect(completed.withLock { $0 } == cases.count * rounds)
     }
 
+    @Test("host-data calls on another thread leave a global-mode graph capture intact and give the CPU's bytes")
+    func hostCallsBesideGlobalCapture() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context)
+        let builder = try CUDARoutingLayoutBuilder(context: context)
+        let testCase = try ProblemFactory.make(name: "beside a capture", seed: 41, experts: 20, routedRows: 500, hiddenSize: 2048)
+        let expected = try testCase.runCPU(.fast, poison: 0xA5)
+        let ids = routingIds(tokenCount: 64, topk: 8, expertCount: 32, seed: 42, mode: 0)
+        let expectedLayout = try RoutingLayout(topkIds: ids, tokenCount: 64, topk: 8, expertCount: 32)
+        try quantizer.prepare(elementType: .bfloat16, hiddenSize: 2048)
+        try builder.prepare()
+        let captured = try DeviceProblem(testCase, context: context)
+        let stream = try CUDAStream(context: context)
+        try context.synchronize(stream: .legacyDefault)  // the uploads, before the non-blocking stream reads them
+
+        // While this thread captures in global mode (the CUDA runtime's and PyTorch's default),
+        // another thread allocates, copies, launches and waits through the host-data API.
+        let outcome = Locked("not run")
+        let graph = try stream.capture(mode: .global) {
+            try quantizer.quantize(captured.arguments, stream: stream.handle)
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                do {
+                    var codes = [UInt8](repeating: 0xA5, count: testCase.problem.codeByteCount)
+                    var scales = [UInt8](repeating: 0xA5, count: testCase.problem.scaleByteCount)
+                    try testCase.input.withUnsafeBufferPointer { input in
+                        try codes.withUnsafeMutableBufferPointer { codes in
+                            try scales.withUnsafeMutableBufferPointer { scales in
+                                try quantizer.quantize(testCase.problem, input: input, codes: codes, scales: scales)
+                            }
+                        }
+                    }
+                    let layout = try builder.layout(topkIds: ids, tokenCount: 64, topk: 8, expertCount: 32)
+                    let same = codes == expected.codes && scales == expected.scales && layout == expectedLayout
+                    outcome.withLock { $0 = same ? "same bytes" : "different bytes" }
+                } catch {
+                    outcome.withLock { $0 = "threw \(error)" }
+                }
+                done.signal()
+            }
+            done.wait()
+        }
+        #expect(outcome.withLock { $0 } == "same bytes")
+
+        let executable = try graph.instantiate()
+        try captured.poison(stream: stream.handle)
+        try executable.launch(on: stream.handle)
+        try stream.synchronize()
+        let actual = try captured.outputs()
+        #expect(actual.codes == expected.codes && actual.scales == expected.scales, "the captured launch, replayed")
+    }
+
     @Test("a fresh kernel cache hit from 8 threads while compiling: one NVRTC compile per key, identical images, then all from disk")
     func kernelCacheConcurrentCompiles() throws {
         try requireNVRTCOrSkip()

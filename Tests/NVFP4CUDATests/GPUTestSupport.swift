@@ -37,11 +37,11 @@ extension CUDAContext {
 }
 
 extension CUDAStream {
-    /// The graph of the work `body` issues on this stream, captured (thread-local mode) while
-    /// no test waits on the whole context.
-    func capture(_ body: () throws -> Void) throws -> CUDAGraph {
+    /// The graph of the work `body` issues on this stream, captured in `mode` while no test
+    /// waits on the whole context.
+    func capture(mode: CaptureMode = .threadLocal, _ body: () throws -> Void) throws -> CUDAGraph {
         try captureExclusion.withLock { _ in
-            try beginCapture()
+            try beginCapture(mode: mode)
             do {
                 try body()
             } catch {

@@ -65,6 +65,25 @@ public final class CUDAContext: @unchecked Sendable {
         try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
     }
 
+    /// Runs `body` with the calling thread's capture interaction mode set to `mode`, then puts
+    /// the previous mode back. Wraps `cuThreadExchangeStreamCaptureMode`.
+    ///
+    /// While another thread captures a graph in ``CUDAStream/CaptureMode/global`` mode (the CUDA
+    /// runtime's default, and PyTorch's), the driver refuses "potentially unsafe" calls — memory
+    /// allocation, synchronous copies — on every thread whose own mode is global or thread-local.
+    /// Code that allocates and copies beside an engine's capture runs in
+    /// ``CUDAStream/CaptureMode/relaxed`` mode, as CUDA recommends for libraries.
+    public func withThreadCaptureMode<Result>(_ mode: CUDAStream.CaptureMode, _ body: () throws -> Result) throws -> Result {
+        var previous = mode.rawValue
+        try driver.check(driver.cuThreadExchangeStreamCaptureMode(&previous), "cuThreadExchangeStreamCaptureMode")
+        defer {
+            // Restoring a mode the driver just reported cannot fail; a status here could not be
+            // reported without hiding `body`'s own outcome.
+            _ = driver.cuThreadExchangeStreamCaptureMode(&previous)
+        }
+        return try body()
+    }
+
     /// Waits for the work of one stream of this context (the legacy default stream included).
     /// Wraps `cuStreamSynchronize` (after `cuCtxSetCurrent`). Unlike ``synchronize()``, it leaves
     /// other threads' graph captures on non-blocking streams alone.

@@ -105,6 +105,8 @@ final class CUDADriver: @unchecked Sendable {
     let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> Int32
     // CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph);
     let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?) -> Int32
+    // CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode);
+    let cuThreadExchangeStreamCaptureMode: @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
 
     // CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph,
     //                                      unsigned long long flags);
@@ -171,6 +173,7 @@ final class CUDADriver: @unchecked Sendable {
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
         cuStreamBeginCapture = try library.function("cuStreamBeginCapture_v2")
         cuStreamEndCapture = try library.function("cuStreamEndCapture")
+        cuThreadExchangeStreamCaptureMode = try library.function("cuThreadExchangeStreamCaptureMode")
         cuGraphInstantiateWithFlags = try library.function("cuGraphInstantiateWithFlags")
         cuGraphLaunch = try library.function("cuGraphLaunch")
         cuGraphDestroy = try library.function("cuGraphDestroy")

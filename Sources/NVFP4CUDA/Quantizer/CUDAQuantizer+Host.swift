@@ -3,21 +3,24 @@ import NVFP4
 extension CUDAQuantizer {
     /// Quantizes host data on the GPU: the same contract as ``CPUQuantizer`` (codes of rows past
     /// `off[E]` are left as they are in `codes`). Allocates device buffers, copies, runs
-    /// `variant` on the legacy default stream and waits for that stream only, so a graph that
-    /// another thread captures on a non-blocking stream meanwhile is not disturbed.
+    /// `variant` on the legacy default stream and waits for that stream only, in the relaxed
+    /// capture mode (``CUDAContext/withThreadCaptureMode(_:_:)``): a graph another thread captures
+    /// meanwhile on a non-blocking stream, in any mode, is not disturbed.
     public func quantize(
         _ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
         variant: QuantizerVariant = .tuned
     ) throws {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
-        let device = try DeviceProblem(problem, input: input, context: context)
-        try quantize(device.arguments, variant: variant)
-        try context.synchronize(stream: .legacyDefault)
-        // Only the routed rows come back: the rest of the device buffer was never written.
-        let routedCodeBytes = problem.segments.routedRowCount * problem.hiddenSize / 2
-        try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(codes)[..<routedCodeBytes]))
-        try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
+        try context.withThreadCaptureMode(.relaxed) {
+            let device = try DeviceProblem(problem, input: input, context: context)
+            try quantize(device.arguments, variant: variant)
+            try context.synchronize(stream: .legacyDefault)
+            // Only the routed rows come back: the rest of the device buffer was never written.
+            let routedCodeBytes = problem.segments.routedRowCount * problem.hiddenSize / 2
+            try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(codes)[..<routedCodeBytes]))
+            try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
+        }
     }
 
     /// Quantizes a masked-layout problem held on the host on the GPU: the same contract as
@@ -27,19 +30,21 @@ extension CUDAQuantizer {
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
     ) throws {
         try problem.validateBuffers(inputCount: input.count, codeCount: codes.count, scaleCount: scales.count)
-        let device = try DeviceMaskedProblem(problem, input: input, context: context)
-        try quantize(device.arguments)
-        try context.synchronize(stream: .legacyDefault)
-        // Only each group's valid rows come back: the rest of the device buffer was never written.
-        let rowBytes = problem.hiddenSize / 2
-        let allCodes = UnsafeMutableRawBufferPointer(codes)
-        for group in 0..<problem.groupCount {
-            let first = group * problem.maxRowsPerGroup * rowBytes
-            let valid = problem.validRowCount(ofGroup: group) * rowBytes
-            guard valid > 0 else { continue }
-            try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: allCodes[first..<(first + valid)]), fromByteOffset: first)
+        try context.withThreadCaptureMode(.relaxed) {
+            let device = try DeviceMaskedProblem(problem, input: input, context: context)
+            try quantize(device.arguments)
+            try context.synchronize(stream: .legacyDefault)
+            // Only each group's valid rows come back: the rest of the device buffer was never written.
+            let rowBytes = problem.hiddenSize / 2
+            let allCodes = UnsafeMutableRawBufferPointer(codes)
+            for group in 0..<problem.groupCount {
+                let first = group * problem.maxRowsPerGroup * rowBytes
+                let valid = problem.validRowCount(ofGroup: group) * rowBytes
+                guard valid > 0 else { continue }
+                try device.codes.copy(to: UnsafeMutableRawBufferPointer(rebasing: allCodes[first..<(first + valid)]), fromByteOffset: first)
+            }
+            try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
         }
-        try device.scales.copy(to: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(scales)[..<problem.scaleByteCount]))
     }
 
     /// E2M1 codes (two per byte) of the `count` float bit patterns from `first`, as the device
@@ -72,14 +77,16 @@ extension CUDAQuantizer {
             throw NVFP4Error.invalidArgument(argument: "count", reason: "\(count) patterns from \(first) must be even and stay below 2^32")
         }
         let kernels = try kernels(.bfloat16, hiddenSize: 16, scaleLayout: .swizzled)
-        let output = try DeviceBuffer(context: context, byteCount: outputBytes)
-        var parameters = ConversionCheckParameters(output: output.address, count: UInt64(count), first: first)
-        if count > 0 {
-            try function(kernels).launch(grid: Dim3(multiprocessorCount * 8), block: Dim3(256), parameters: &parameters)
+        return try context.withThreadCaptureMode(.relaxed) {
+            let output = try DeviceBuffer(context: context, byteCount: outputBytes)
+            var parameters = ConversionCheckParameters(output: output.address, count: UInt64(count), first: first)
+            if count > 0 {
+                try function(kernels).launch(grid: Dim3(multiprocessorCount * 8), block: Dim3(256), parameters: &parameters)
+            }
+            try context.synchronize(stream: .legacyDefault)
+            var result = [UInt8](repeating: 0, count: outputBytes)
+            try result.withUnsafeMutableBytes { try output.copy(to: $0) }
+            return result
         }
-        try context.synchronize(stream: .legacyDefault)
-        var result = [UInt8](repeating: 0, count: outputBytes)
-        try result.withUnsafeMutableBytes { try output.copy(to: $0) }
-        return result
     }
 }
