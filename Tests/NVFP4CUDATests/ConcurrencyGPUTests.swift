@@ -112,17 +112,9 @@ struct ConcurrencyGPUTests {
             let done = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
                 do {
-                    var codes = [UInt8](repeating: 0xA5, count: testCase.problem.codeByteCount)
-                    var scales = [UInt8](repeating: 0xA5, count: testCase.problem.scaleByteCount)
-                    try testCase.input.withUnsafeBufferPointer { input in
-                        try codes.withUnsafeMutableBufferPointer { codes in
-                            try scales.withUnsafeMutableBufferPointer { scales in
-                                try quantizer.quantize(testCase.problem, input: input, codes: codes, scales: scales)
-                            }
-                        }
-                    }
+                    let host = try quantizer.quantizeOnHost(testCase)
                     let layout = try builder.layout(topkIds: ids, tokenCount: 64, topk: 8, expertCount: 32)
-                    let same = codes == expected.codes && scales == expected.scales && layout == expectedLayout
+                    let same = host.codes == expected.codes && host.scales == expected.scales && layout == expectedLayout
                     outcome.withLock { $0 = same ? "same bytes" : "different bytes" }
                 } catch {
                     outcome.withLock { $0 = "threw \(error)" }

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NVFP4
 @testable import NVFP4CUDA
+import NVFP4TestSupport
 import Testing
 
 /// Why a required test environment (GPU or NVRTC) is missing; thrown, so the test fails.
@@ -33,6 +34,23 @@ extension CUDAContext {
     /// ``synchronize()``, never while another test captures a graph.
     func synchronizeOutsideCaptures() throws {
         try captureExclusion.withLock { _ in try synchronize() }
+    }
+}
+
+extension CUDAQuantizer {
+    /// The host-data call on `testCase`, into code and scale buffers poisoned with 0xA5 (as
+    /// `runCPU(_:poison:)`'s default leaves the rows past off[E]).
+    func quantizeOnHost(_ testCase: ProblemCase) throws -> (codes: [UInt8], scales: [UInt8]) {
+        var codes = [UInt8](repeating: 0xA5, count: testCase.problem.codeByteCount)
+        var scales = [UInt8](repeating: 0xA5, count: testCase.problem.scaleByteCount)
+        try testCase.input.withUnsafeBufferPointer { input in
+            try codes.withUnsafeMutableBufferPointer { codes in
+                try scales.withUnsafeMutableBufferPointer { scales in
+                    try quantize(testCase.problem, input: input, codes: codes, scales: scales)
+                }
+            }
+        }
+        return (codes, scales)
     }
 }
 

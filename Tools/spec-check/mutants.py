@@ -14,18 +14,16 @@ ncases = int(sys.argv[2]) if len(sys.argv) > 2 else 72
 orig_formats = {k: getattr(formats, k) for k in dir(formats)}
 orig_reference = {k: getattr(reference, k) for k in dir(reference)}
 
-def m_e2m1_ties_away():
+def _ties_up(midpoint_count):
+    """Ties rounded up (away from zero) in the table with `midpoint_count` midpoints."""
     real = orig_formats["_round_to_table"]
     def rt(a, mids):
-        if len(mids) == 7: return np.minimum(np.searchsorted(mids, a, side="right"), 7)
+        if len(mids) == midpoint_count:
+            return np.minimum(np.searchsorted(mids, a, side="right"), midpoint_count)
         return real(a, mids)
     formats._round_to_table = rt
-def m_e4m3_ties_up():
-    real = orig_formats["_round_to_table"]
-    def rt(a, mids):
-        if len(mids) == 126: return np.minimum(np.searchsorted(mids, a, side="right"), 126)
-        return real(a, mids)
-    formats._round_to_table = rt
+def m_e2m1_ties_away(): _ties_up(7)
+def m_e4m3_ties_up(): _ties_up(126)
 def m_ue8m0_nearest():
     def enc(sf):
         sf = np.asarray(sf, np.float32).astype(np.float64)
