@@ -94,11 +94,9 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   for (int64_t unit = blockIdx.x; lineUnits && unit < lineUnitCount; unit += gridDim.x) {
     const LineUnit u = numberLineUnit(p, inputTable, scaleTable, denseTable, unit, expert);
     quantizeLineUnit(p, u, warpInBlock, lane, staged[buffer]);
-    if (kSwizzled) {
-      __syncthreads();
-      storeLines(p, u, warpInBlock, lane, staged[buffer]);
-      buffer ^= 1;
-    }
+    __syncthreads();
+    storeLines(p, u, warpInBlock, lane, staged[buffer]);
+    buffer ^= 1;
   }
 
   // Phase 2: row units, a warp at a time: every load of the unit in flight, then quantize. After
@@ -108,11 +106,11 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   const int64_t rowUnitCount = lineUnits ? int64_t(E) * (kDenseRows / kRowsPerWarp) * kUnitsPerRow
                                          : (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
   expert = 0;
-  int32_t nextSource = kGather && !lineUnits ? sourceOfUnit(p, warp, slot, routedRows) : 0;
+  int32_t nextSource = kGather ? sourceOfUnit(p, warp, slot, routedRows) : 0;
   for (int64_t unit = warp; unit < rowUnitCount; unit += warps) {
     uint4 loaded[kTunedUnroll][kLoadsPerBlock];
     RoutedUnit u;
-    if (lineUnits || kMasked) {  // the row follows from the expert
+    if (lineUnits || kMasked) {  // the row follows from the expert (no gather: kLineUnits excludes it)
       int64_t m = 0;
       if (lineUnits) {
         m = numberTailUnit(p, inputTable, scaleTable, unit, slot, u, expert);
@@ -120,10 +118,7 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
         u = numberUnit(unit, slot, routedRows);
         if (u.valid) m = bindExpert(p, inputTable, scaleTable, u, expert);
       }
-      if (u.valid) {
-        placeRow(p, u, kMasked ? int64_t(expert) * p.rowCount + m : u.routed,
-                 kGather ? __ldg(p.permutation + u.routed) : 0);
-      }
+      if (u.valid) placeRow(p, u, kMasked ? int64_t(expert) * p.rowCount + m : u.routed, 0);
       loadUnit(u, column, loaded);
     } else {  // the row is the routed index: its loads are in flight while the expert is found
       u = numberUnit(unit, slot, routedRows);
