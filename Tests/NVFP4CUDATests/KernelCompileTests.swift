@@ -83,10 +83,10 @@ struct KernelCompileTests {
                 if entryPoint == QuantizerVariant.tuned.entryPoint {
                     #expect(function.sharedMemoryBytes <= LaunchPlan.tunedStaticSharedMemoryByteCount,
                             "\(specialization): static shared memory past the launch plan's budget")
-                    // Line units (and their 2 × 8 staged lines of 144 bytes) are compiled into the
-                    // swizzled identity kernels without a gather only; in the others ptxas drops them.
+                    // Line units (and their staged lines) are compiled into the swizzled identity
+                    // kernels without a gather only; in the others ptxas drops them.
                     let hasLineUnits = layout == .swizzled && activation == .identity && rowMap != .gathered
-                    #expect((function.sharedMemoryBytes >= 2 * 8 * 144) == hasLineUnits,
+                    #expect((function.sharedMemoryBytes >= LaunchPlan.lineStagingByteCount) == hasLineUnits,
                             "\(specialization): \(function.sharedMemoryBytes) static bytes, line units expected: \(hasLineUnits)")
                 }
             }

@@ -95,8 +95,7 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
             input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: 0,
             globalScales: globalScales, permutation: 0, rowCount: Int64(maxRowsPerGroup), sourceRowCount: 0,
             expertCount: Int32(groupCount),
-            flags: ExpertsQuantParameters.Flags.sharedTables
-                | (lineUnits == .always ? ExpertsQuantParameters.Flags.alwaysLineUnits : 0),
+            flags: ExpertsQuantParameters.Flags.sharedTables | lineUnits.flags,
             scaleRowCapacity: Int64(groupCount * scaleRowsPerGroup))
     }
 }

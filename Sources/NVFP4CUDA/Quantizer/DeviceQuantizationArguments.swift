@@ -107,8 +107,7 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
             input: input, codes: codes, scales: scales, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
             globalScales: globalScales, permutation: gather?.permutation ?? 0, rowCount: Int64(rowCount),
             sourceRowCount: Int64(gather?.sourceRowCount ?? rowCount), expertCount: Int32(expertCount),
-            flags: (sharedTables ? ExpertsQuantParameters.Flags.sharedTables : 0)
-                | (lineUnits == .always ? ExpertsQuantParameters.Flags.alwaysLineUnits : 0),
+            flags: (sharedTables ? ExpertsQuantParameters.Flags.sharedTables : 0) | lineUnits.flags,
             status: validationStatus,
             scaleRowCapacity: Int64(scaleByteCapacity / max(1, geometry.bytesPerRow)))
     }

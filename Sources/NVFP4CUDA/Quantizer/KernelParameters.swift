@@ -49,6 +49,9 @@ public enum LineUnitPolicy: Sendable, Equatable {
     /// swizzled layout without a gather or SiLU·mul; the others ignore it) and whose offset
     /// tables fit shared memory: for tests and diagnostics.
     case always
+
+    /// This policy's bit of ``ExpertsQuantParameters/flags``.
+    var flags: Int32 { self == .always ? ExpertsQuantParameters.Flags.alwaysLineUnits : 0 }
 }
 
 /// Swift's mirror of `ConversionParams` (24 bytes), the argument of the exhaustive checks.

@@ -38,9 +38,12 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     public static let paddingBytesPerThread = 16
     /// Shared memory a block may use without opting in.
     public static let sharedMemoryLimit = 48 * 1024
-    /// The tuned kernel's static shared memory: two buffers of 8 staged 144-byte scale lines and
-    /// its validation word (ptxas reports 2,320 bytes; a test checks the report).
-    public static let tunedStaticSharedMemoryByteCount = 2 * 8 * 144 + 16
+    /// The line units' staging: two buffers of 8 staged 144-byte scale lines (only the kernels
+    /// with line units have it; a test checks which).
+    public static let lineStagingByteCount = 2 * 8 * 144
+    /// The tuned kernel's static shared memory: the line staging and its validation word (ptxas
+    /// reports 2,320 bytes; a test checks the report).
+    public static let tunedStaticSharedMemoryByteCount = lineStagingByteCount + 16
     /// Dynamic shared memory the tuned kernel may ask for beside its static shared memory.
     public static let dynamicSharedMemoryLimit = sharedMemoryLimit - tunedStaticSharedMemoryByteCount
 
