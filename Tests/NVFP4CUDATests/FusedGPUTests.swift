@@ -115,7 +115,7 @@ struct FusedGPUTests {
         }
     }
 
-    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts; gather and SiLU·mul kernels, which have none, ignore the request")
+    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts, identity and SiLU·mul; gather kernels, which have none, ignore the request")
     func lineUnitsMatchCPU() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context, lineUnits: .always)
@@ -278,6 +278,47 @@ struct FusedGPUTests {
                 let pattern = first &+ UInt32(j)
                 return device[j] == UE8M0(roundingUp: Float(bitPattern: pattern)).rawValue ? nil : pattern
             }
+        }
+    }
+
+    @Test("the tuned kernel's silu table route equals the CPU's silu on all 65,536 bfloat16 gates")
+    func siluTableEveryBFloat16() throws {
+        let quantizer = try CUDAQuantizer(context: requireGPUOrSkip())
+        let device = try quantizer.siluByTableOfEveryBFloat16()
+        #expect(device.count == 1 << 16)
+        var mismatches: [Int] = []
+        for (bits, actual) in device.enumerated() {
+            let expected = SiLU.silu(Float(bitPattern: UInt32(bits) << 16))
+            if !(expected.bitPattern == actual || (expected.isNaN && Float(bitPattern: actual).isNaN)) { mismatches.append(bits) }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) gates differ, first: \(mismatches.prefix(8).map { String($0, radix: 16) })")
+    }
+
+    @Test("bfloat16 SiLU·mul through the tuned kernel: every gate pattern, with ups of every magnitude, equals the CPU path (both layouts)")
+    func siluMulEveryGate() throws {
+        let quantizer = try CUDAQuantizer(context: requireGPUOrSkip())
+        let K = 2048
+        let routed = (1 << 16) / K  // the gates of the routed rows are the 65,536 patterns in order
+        let rows = routed + 2       // and two rows past off[E]
+        var generator = SeededGenerator(seed: 2026_1128)
+        for layout in [ScaleLayout.swizzled, .linear] {
+            var input = [UInt16](repeating: 0, count: rows * 2 * K)
+            for r in 0..<rows {
+                for k in 0..<K {
+                    input[r * 2 * K + k] = UInt16(truncatingIfNeeded: r * K + k)
+                    // ups from 2^-20 to 2^20 and a few specials, either sign
+                    let bits = generator.next()
+                    let exponent = 107 + Int(bits % 41)
+                    input[r * 2 * K + K + k] = bits % 97 == 0 ? [0x7F80, 0xFF80, 0x7FC1, 0x0000, 0x8000][Int((bits >> 8) % 5)]
+                        : UInt16(truncatingIfNeeded: (bits >> 60) << 15 | UInt64(exponent) << 7 | (bits >> 20) & 0x7F)
+                }
+            }
+            let segments = try ExpertSegments(rowCounts: [5, 0, routed - 5], rule: .roundedPrefixSum)
+            let problem = try QuantizationProblem(
+                rowCount: rows, hiddenSize: K, elementType: .bfloat16, segments: segments, globalScales: [448 * 6 / 3, 1, 0.75],
+                scaleLayout: layout, activation: .siluMul)
+            try expectGPUMatchesCPU(ProblemCase(name: "every bf16 gate \(layout)", seed: 0, problem: problem, input: input),
+                                    quantizer: quantizer)
         }
     }
 

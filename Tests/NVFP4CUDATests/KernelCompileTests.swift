@@ -58,6 +58,7 @@ struct KernelCompileTests {
         (.bfloat16, 7168, .linear, .nvfp4, .identity, .rows), (.bfloat16, 7168, .swizzled, .nvfp4, .identity, .gathered),
         (.bfloat16, 7168, .swizzled, .nvfp4, .siluMul, .masked), (.float16, 2880, .linear, .nvfp4UE8M0, .siluMul, .gathered),
         (.bfloat16, 32, .swizzled, .mxfp4, .identity, .masked), (.bfloat16, 7168, .swizzled, .mxfp4, .siluMul, .rows),
+        (.bfloat16, 2048, .swizzled, .nvfp4, .siluMul, .rows), (.bfloat16, 2048, .linear, .nvfp4, .siluMul, .gathered),
     ]
 
     @Test("every variant compiles for sm_90a and sm_100a with no warning, spill or local memory",
@@ -81,12 +82,15 @@ struct KernelCompileTests {
                 #expect(function.localMemoryBytes == 0, "\(specialization) \(entryPoint) uses local memory")
                 #expect(function.registers > 0 && function.registers <= 255)
                 if entryPoint == QuantizerVariant.tuned.entryPoint {
-                    #expect(function.sharedMemoryBytes <= LaunchPlan.tunedStaticSharedMemoryByteCount,
+                    let table = specialization.looksUpSiLU ? LaunchPlan.siluTableByteCount : 0
+                    #expect(function.sharedMemoryBytes <= LaunchPlan.tunedStaticSharedMemoryByteCount + table,
                             "\(specialization): static shared memory past the launch plan's budget")
-                    // Line units (and their staged lines) are compiled into the swizzled identity
-                    // kernels without a gather only; in the others ptxas drops them.
-                    let hasLineUnits = layout == .swizzled && activation == .identity && rowMap != .gathered
-                    #expect((function.sharedMemoryBytes >= LaunchPlan.lineStagingByteCount) == hasLineUnits,
+                    #expect((function.sharedMemoryBytes >= LaunchPlan.siluTableByteCount) == specialization.looksUpSiLU,
+                            "\(specialization): \(function.sharedMemoryBytes) static bytes, SiLU table expected: \(specialization.looksUpSiLU)")
+                    // Line units (and their staged lines) are compiled into the swizzled kernels
+                    // without a gather only; in the others ptxas drops them.
+                    let hasLineUnits = layout == .swizzled && rowMap != .gathered
+                    #expect((function.sharedMemoryBytes - table >= LaunchPlan.lineStagingByteCount) == hasLineUnits,
                             "\(specialization): \(function.sharedMemoryBytes) static bytes, line units expected: \(hasLineUnits)")
                 }
             }

@@ -85,6 +85,26 @@ struct SiLUTests {
         #expect(SiLU.mul(gate: .infinity, up: 0).isNaN)
         #expect(SiLU.mul(gate: -.infinity, up: 1).isNaN)
     }
+
+    /// The GPU's bfloat16 SiLU·mul looks silu up in this table and applies the rules outside it;
+    /// every one of the 65,536 gates must give the formula's bits (any NaN for a NaN: a NaN's
+    /// codes and scale do not depend on its payload).
+    @Test("SiLUTable gives silu's bits for every bfloat16 gate, inside the band and outside it")
+    func tableEveryGate() {
+        var mismatches: [UInt16] = []
+        for bits in 0...UInt16.max {
+            let expected = SiLU.silu(Float(bitPattern: UInt32(bits) << 16))
+            let actual = SiLUTable.silu(bfloat16Bits: bits)
+            let same = expected.isNaN ? actual.isNaN : actual.bitPattern == expected.bitPattern
+            if !same { mismatches.append(bits) }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) gates differ, first: \(mismatches.prefix(8).map { String($0, radix: 16) })")
+        #expect(SiLUTable.entries.count == SiLUTable.entryCount)
+        // The band's ends: 2⁻²⁵ is the first entry of each sign, 128 lies past the last.
+        #expect(SiLUTable.index(bfloat16Bits: 0x3300) == 0 && SiLUTable.index(bfloat16Bits: 0xB300) == 4096)
+        #expect(SiLUTable.index(bfloat16Bits: 0x32FF) == nil && SiLUTable.index(bfloat16Bits: 0x4300) == nil)
+        #expect(SiLUTable.index(bfloat16Bits: 0x42FF) == 4095)
+    }
 }
 
 /// The nearest bfloat16 to `value` by exact arithmetic: the two neighbours by truncation, ties to

@@ -71,12 +71,25 @@ extension CUDAQuantizer {
         return bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
     }
 
-    private func convert(first: UInt32, count: Int, outputBytes: Int,
-                         function: (LoadedKernels) -> CUDAFunction) throws -> [UInt8] {
+    /// `silu` of every bfloat16 gate (index = the gate's bits) by the tuned kernel's table route
+    /// (``SiLUTable``), as float bit patterns.
+    public func siluByTableOfEveryBFloat16() throws -> [UInt32] {
+        let count = 1 << 16
+        let bytes = try convert(first: 0, count: count, outputBytes: count * 4, activation: .siluMul) { kernels in
+            guard let function = kernels.siluTableAll else {
+                throw NVFP4Error.invalidArgument(argument: "activation", reason: "no silu table in \(kernels.specialization)")
+            }
+            return function
+        }
+        return bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
+    }
+
+    private func convert(first: UInt32, count: Int, outputBytes: Int, activation: Activation = .identity,
+                         function: (LoadedKernels) throws -> CUDAFunction) throws -> [UInt8] {
         guard count >= 0, count % 2 == 0, UInt64(first) + UInt64(count) <= 1 << 32 else {
             throw NVFP4Error.invalidArgument(argument: "count", reason: "\(count) patterns from \(first) must be even and stay below 2^32")
         }
-        let kernels = try kernels(.bfloat16, hiddenSize: 16, scaleLayout: .swizzled)
+        let kernels = try kernels(.bfloat16, hiddenSize: 16, scaleLayout: .swizzled, activation: activation)
         return try context.withThreadCaptureMode(.relaxed) {
             let output = try DeviceBuffer(context: context, byteCount: outputBytes)
             var parameters = ConversionCheckParameters(output: output.address, count: UInt64(count), first: first)

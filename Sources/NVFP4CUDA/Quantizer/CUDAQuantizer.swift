@@ -154,6 +154,8 @@ struct LoadedKernels: Sendable {
     let siluAll: CUDAFunction
     let gatherRows: CUDAFunction
     let siluMulRows: CUDAFunction
+    /// The silu table route's check (bfloat16 SiLU·mul specializations only).
+    let siluTableAll: CUDAFunction?
 
     init(module: CUDAModule, specialization: KernelSpecialization, origin: CompiledKernel.Origin) throws {
         self.module = module
@@ -161,6 +163,10 @@ struct LoadedKernels: Sendable {
         self.origin = origin
         var variants: [QuantizerVariant: CUDAFunction] = [:]
         for variant in specialization.variants { variants[variant] = try module.function(named: variant.entryPoint) }
+        if specialization.looksUpSiLU, let tuned = variants[.tuned] {
+            // Its staged table leaves less than the default 48 KiB for the dynamic tables.
+            try tuned.setMaxDynamicSharedMemory(LaunchPlan.dynamicSharedMemoryLimit)
+        }
         self.variants = variants
         self.roundToE2M1All = try module.function(named: "nvfp4_round_to_e2m1_all")
         self.encodeE4M3All = try module.function(named: "nvfp4_encode_e4m3_all")
@@ -168,6 +174,8 @@ struct LoadedKernels: Sendable {
         self.siluAll = try module.function(named: "nvfp4_silu_all")
         self.gatherRows = try module.function(named: "nvfp4_gather_rows")
         self.siluMulRows = try module.function(named: "nvfp4_silu_mul_rows")
+        self.siluTableAll = specialization.looksUpSiLU
+            ? try module.function(named: KernelSpecialization.siluTableEntryPoint) : nil
     }
 
     /// The entry point of `variant`; seed and baseline exist for the plain configuration only.

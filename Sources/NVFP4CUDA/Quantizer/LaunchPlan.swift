@@ -1,3 +1,5 @@
+import NVFP4
+
 /// The ablation variants of the expert-quantization entry point; all produce the same bytes.
 public enum QuantizerVariant: String, Sendable, CaseIterable, CustomStringConvertible {
     /// The pre-optimization algorithm: a block per row, every vector scanning all offsets.
@@ -44,6 +46,10 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel's static shared memory: the line staging and its validation word (ptxas
     /// reports 2,320 bytes; a test checks the report).
     public static let tunedStaticSharedMemoryByteCount = lineStagingByteCount + 16
+    /// The staged ``SiLUTable`` of a bfloat16 SiLU·mul kernel: static shared memory beside the
+    /// rest, whose launches are allowed the same dynamic shared memory as the others (the quantizer
+    /// raises their limit past 48 KiB in all).
+    public static let siluTableByteCount = 4 * SiLUTable.entryCount
     /// Dynamic shared memory the tuned kernel may ask for beside its static shared memory.
     public static let dynamicSharedMemoryLimit = sharedMemoryLimit - tunedStaticSharedMemoryByteCount
 

@@ -94,3 +94,16 @@ extern "C" __global__ void nvfp4_silu_all(const ConversionParams p) {
     out[j] = __float_as_uint(silu(__uint_as_float(p.first + uint32_t(j))));
   }
 }
+
+#if NVFP4_SILU_TABLE
+// silu(g) by the tuned kernel's table route, for the bfloat16 gates g = first + i (the low 16
+// bits of the pattern), as float bit patterns (4 bytes each).
+extern "C" __global__ void nvfp4_silu_table_all(const ConversionParams p) {
+  stageSiLUTable();
+  uint32_t* out = reinterpret_cast<uint32_t*>(p.out);
+  for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count;
+       j += uint64_t(gridDim.x) * blockDim.x) {
+    out[j] = __float_as_uint(siluFromTable(__uint_as_float((p.first + uint32_t(j)) << 16)));
+  }
+}
+#endif

@@ -66,6 +66,9 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
     prefetchRowUnit(p, warp, slot, column);
   }
 
+#if NVFP4_SILU_TABLE
+  stageSiLUTable();
+#endif
   const int32_t* inputTable;
   const int32_t* scaleTable;
   const int32_t* denseTable;

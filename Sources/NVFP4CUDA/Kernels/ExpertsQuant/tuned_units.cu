@@ -5,7 +5,7 @@
 // ---------------------------------------------------------------------------------------------
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
-//   1. Line units of dense tiles — in the swizzled identity kernels without a gather
+//   1. Line units of dense tiles — in the swizzled kernels without a gather
 //      (kLineUnits), when there are at least kLineUnitRounds per block and the tails' row slots
 //      (64 an expert) are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
@@ -55,6 +55,16 @@ static_assert(kDenseRows % kRowsPerWarp == 0, "a warp step of tail slots never s
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 
+// Step 0 of SiLU·mul for one value: silu by the staged table for bfloat16, by the exponential
+// for float16.
+__device__ __forceinline__ float activateGated(float gate, float up) {
+#if NVFP4_SILU_TABLE
+  return activateFromTable(gate, up);
+#else
+  return activate(gate, up);
+#endif
+}
+
 // Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
 __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
 #pragma unroll
@@ -65,7 +75,7 @@ __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], 
       float up[8];
       unpack(v[kVectorsPerBlock + i], up);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) x[8 * i + j] = activate(x[8 * i + j], up[j]);
+      for (int j = 0; j < 8; ++j) x[8 * i + j] = activateGated(x[8 * i + j], up[j]);
     }
   }
 }
@@ -127,7 +137,7 @@ __device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const i
 // kRowsInFlight at a time with every load in flight, codes stored from the lanes; each 4-lane
 // group merges a row's scale bytes into its word, and the group's first lane writes the 16 bytes
 // of rows 8·lineSet + w (quarters 0…3) into its staged line. Only the kernels with line units
-// (kLineUnits: swizzled, identity, no gather) call it.
+// (kLineUnits: swizzled, no gather) call it.
 __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
                                                  uint8_t* staged) {
   const float gs = __ldg(p.globalScales + u.expert);
@@ -152,6 +162,11 @@ __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const Lin
         const uint4* input = reinterpret_cast<const uint4*>(p.input + outputRow[r] * kInputRowWidth + kb * kBlockSize);
 #pragma unroll
         for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][v] = __ldg(input + v);
+        if (kSiLUMul) {
+          const uint4* up = reinterpret_cast<const uint4*>(p.input + outputRow[r] * kInputRowWidth + kHiddenSize + kb * kBlockSize);
+#pragma unroll
+          for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][kVectorsPerBlock + v] = __ldg(up + v);
+        }
       }
     }
 #pragma unroll
