@@ -115,7 +115,7 @@ struct FusedGPUTests {
         }
     }
 
-    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts, identity and SiLU·mul; gather kernels, which have none, ignore the request")
+    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts, identity and SiLU·mul (line units from K = 4096); gather kernels, which have none, ignore the request")
     func lineUnitsMatchCPU() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context, lineUnits: .always)
@@ -125,22 +125,24 @@ struct FusedGPUTests {
         for format in FusedCases.formats {
             for activation in Activation.allCases {
                 for gather in [false, true] {
-                    for (experts, tokens, hiddenSize) in [(3, 400, 96), (5, 300, 2880)] {
+                    for (experts, tokens, hiddenSize) in [(3, 400, 96), (5, 300, 2880), (2, 200, 4608)] {
                         seed += 1
                         let testCase = try FusedCases.offsets(seed: seed, experts: experts, tokens: tokens, hiddenSize: hiddenSize,
                                                               format: format, activation: activation, gather: gather)
                         try expectGPUMatchesCPU(testCase, quantizer: quantizer)
                     }
                 }
-                seed += 1
-                let masked = try FusedCases.masked(seed: seed, maxRows: 300, hiddenSize: 2880, mask: [300, 65, 0, 129, 64, 200, 1000],
-                                                   format: format, activation: activation)
-                let expected = try masked.runCPU(.fast)
-                let device = try DeviceMaskedProblem(masked, context: context)
-                try device.poison()
-                try quantizer.quantize(device.arguments)
-                try context.synchronizeOutsideCaptures()
-                expectSameBytes(expected, try device.outputs(), "\(masked)")
+                for hiddenSize in [2880, 4608] {
+                    seed += 1
+                    let masked = try FusedCases.masked(seed: seed, maxRows: 300, hiddenSize: hiddenSize,
+                                                       mask: [300, 65, 0, 129, 64, 200, 1000], format: format, activation: activation)
+                    let expected = try masked.runCPU(.fast)
+                    let device = try DeviceMaskedProblem(masked, context: context)
+                    try device.poison()
+                    try quantizer.quantize(device.arguments)
+                    try context.synchronizeOutsideCaptures()
+                    expectSameBytes(expected, try device.outputs(), "\(masked)")
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 // ---------------------------------------------------------------------------------------------
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
-//   1. Line units of dense tiles — in the swizzled kernels without a gather
+//   1. Line units of dense tiles — in the swizzled kernels without a gather (SiLU·mul: K ≥ 4096)
 //      (kLineUnits), when there are at least kLineUnitRounds per block and the tails' row slots
 //      (64 an expert) are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
@@ -32,7 +32,7 @@
 
 constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
 constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
-constexpr int kRowsInFlight = kLoadsPerBlock <= 2 ? 4 : 1;                         // line units: rows loaded at once
+constexpr int kRowsInFlight = kLoadsPerBlock <= 2 ? 4 : (kSiLUMul && kLoadsPerBlock <= 4 ? 2 : 1);  // line units: rows loaded at once
 constexpr int kLineStride = 128 + 16;  // staged line pitch: a warp's 8 lines fall on distinct banks
 static_assert(kUnitWarps * 16 == 128 && kUnitTiles == kUnitWarps, "warp w fills bytes 16w … 16w + 15 of a line, stores line w");
 static_assert(4 % kRowsInFlight == 0, "rows in flight divide a warp's 4 rows");
