@@ -46,9 +46,10 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel's static shared memory: the line staging and its validation word (ptxas
     /// reports 2,320 bytes; a test checks the report).
     public static let tunedStaticSharedMemoryByteCount = lineStagingByteCount + 16
-    /// The smallest K whose SiLU·mul kernels have line units (the kernel's `kSiLULineUnitsFromK`;
-    /// the compile test checks which kernels have them): 3.5 % faster at K = 7168, 3 % slower at
-    /// K = 2048 (BENCHMARKS.md, session 7).
+    /// The smallest K whose bfloat16 SiLU·mul kernels have line units (the kernel's
+    /// `kSiLULineUnitsFromK`; float16 SiLU·mul has none; the compile test checks which kernels
+    /// have them): 3.5 % faster at M = 32768, K = 7168, 1.5–3 % slower at M = 8192, K = 7168 and
+    /// at K = 2048 (BENCHMARKS.md, session 7).
     public static let siluLineUnitsMinimumHiddenSize = 4096
     /// The staged ``SiLUTable`` of a bfloat16 SiLU·mul kernel: static shared memory beside the
     /// rest, whose launches are allowed the same dynamic shared memory as the others (the quantizer

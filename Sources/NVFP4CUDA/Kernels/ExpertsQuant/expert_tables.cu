@@ -11,19 +11,20 @@ constexpr int kUnitTiles = 8;                                                   
 constexpr int kChunksPerRow = (kTiles + kUnitTiles - 1) / kUnitTiles;              // line units across a row
 constexpr int kLineUnitRounds = 8;                                                 // line units a block, at least
 // Line units exist in the swizzled kernels without a gather only (offsets or masked rows, any
-// block format, identity, or SiLU·mul from K = 4096); forcing them (kAlwaysLineUnits, which the tests do)
+// block format, identity, or bfloat16 SiLU·mul from K = 4096); forcing them (kAlwaysLineUnits, which the tests do)
 // reaches no other kernel. Their gain is the whole-line scale store, which the linear layout
 // does not have (not timed there). Measured with them, the gather + quantize at K = 7168 took
 // 155 µs against row units' 137: a line unit's rows wait on their permutation entries between
 // its loads and barrier. SiLU·mul + quantize took 631 against 574 while its exponential made it
 // ALU-bound (session 5). With the bfloat16 table (session 7) and two rows in flight they are
-// 3.5 % faster at M = 32768, K = 7168 and even at M = 8192, but 3 % slower at K = 2048 (both M),
-// so SiLU·mul has them from K = 4096 (untuned between the two). Compiled in but
+// 3.5 % faster at M = 32768, K = 7168, 1.5 % slower at M = 8192, K = 7168 and 3 % slower at
+// K = 2048, so bfloat16 SiLU·mul has them from K = 4096 (untuned between the two sizes); float16
+// SiLU·mul, which still runs the exponential, keeps row units (not re-timed). Compiled in but
 // never taken, their code still cost those kernels 8–10 % (gather 148–152 µs, session 5): ptxas
 // then laid out and scheduled the row units around it (gather 2,968 SASS instructions at
 // K = 2048 against 1,064 without).
 constexpr int kSiLULineUnitsFromK = 4096;  // Swift: LaunchPlan.siluLineUnitsMinimumHiddenSize
-constexpr bool kLineUnits = kSwizzled && !kGather && (!kSiLUMul || kHiddenSize >= kSiLULineUnitsFromK);
+constexpr bool kLineUnits = kSwizzled && !kGather && (!kSiLUMul || (kInputBF16 && kHiddenSize >= kSiLULineUnitsFromK));
 
 // Whether row m of an expert with `rows` routed rows lies in a dense tile.
 __device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }

@@ -5,7 +5,7 @@
 // ---------------------------------------------------------------------------------------------
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
-//   1. Line units of dense tiles — in the swizzled kernels without a gather (SiLU·mul: K ≥ 4096)
+//   1. Line units of dense tiles — in the swizzled kernels without a gather (SiLU·mul: bfloat16, K ≥ 4096)
 //      (kLineUnits), when there are at least kLineUnitRounds per block and the tails' row slots
 //      (64 an expert) are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
