@@ -71,10 +71,9 @@ __device__ __forceinline__ float activate(float gate, float up) { return roundTo
 
 #if NVFP4_SILU_TABLE
 // Step 0 by table, for bfloat16 gates: silu of the band [2^-25, 128) of both signs (sign, then
-// the magnitude's bits from 0x3300), staged in shared memory by each block of the tuned kernel;
-// outside the band silu is g / 2, g, −0 or NaN (SiLUTable.swift, checked there on every pattern).
-constexpr uint32_t kSiLUTableFirst = 0x3300;  // bfloat16 bits of 2^-25
-constexpr uint32_t kSiLUTableEntriesPerSign = 4096;
+// the magnitude's bits from kSiLUTableFirst; silu_table.cu has the band and the values), staged in
+// shared memory by each block of the tuned kernel; outside the band silu is g / 2, g, −0 or NaN
+// (SiLUTable.swift, checked there on every pattern).
 __shared__ __align__(16) float siluTable[2 * kSiLUTableEntriesPerSign];
 
 // Every thread of the block copies its share of the table; the barrier makes it visible.
@@ -92,7 +91,7 @@ __device__ __forceinline__ float siluFromTable(float gate) {
   const uint32_t bits = __float_as_uint(gate) >> 16;
   const uint32_t magnitude = bits & 0x7FFF;
   const uint32_t offset = magnitude - kSiLUTableFirst;
-  if (offset < kSiLUTableEntriesPerSign) return siluTable[offset | ((bits >> 15) << 12)];
+  if (offset < kSiLUTableEntriesPerSign) return siluTable[offset | ((bits >> 15) * kSiLUTableEntriesPerSign)];
   if (magnitude < kSiLUTableFirst) return __fmul_rn(gate, 0.5f);  // exp(−g) rounds to 1
   if (bits < 0x8000) return gate;                                 // g ≥ 128, +Inf, NaN
   return magnitude >= 0x7F80 ? __int_as_float(0x7FFFFFFF) : -0.0f;  // −Inf, NaN; g ≤ −128
