@@ -180,28 +180,22 @@ private struct RowJob: @unchecked Sendable {
         guard plan.activation == .siluMul else { return x }
         let up = BlockLanes(loading: rowInput + (plan.hiddenSize + column) * 2, type: type)
         var values = x
-        if type == .bfloat16 {
-            for i in 0..<8 {
-                values.even[i] = Self.activateBFloat16(gate: x.even[i], up: up.even[i])
-                values.odd[i] = Self.activateBFloat16(gate: x.odd[i], up: up.odd[i])
-            }
-            return values
-        }
         for i in 0..<8 {
-            values.even[i] = QuantizationSteps.activate(gate: x.even[i], up: up.even[i], elementType: type)
-            values.odd[i] = QuantizationSteps.activate(gate: x.odd[i], up: up.odd[i], elementType: type)
+            values.even[i] = Self.activate(gate: x.even[i], up: up.even[i], elementType: type)
+            values.odd[i] = Self.activate(gate: x.odd[i], up: up.odd[i], elementType: type)
         }
         return values
     }
 
-    /// Step 0 for a bfloat16 gate, as the GPU computes it: `silu` from ``SiLUTable`` (its bits
-    /// are ``SiLU/silu(_:)``'s, tested on every gate), then the same product and rounding as
-    /// ``QuantizationSteps/activate(gate:up:elementType:)`` — without the exponential's `fmaf`
-    /// calls, which the baseline x86-64 target makes.
+    /// ``QuantizationSteps/activate(gate:up:elementType:)``, with a bfloat16 gate's `silu` taken
+    /// from ``SiLUTable`` as the GPU does (its bits are ``SiLU/silu(_:)``'s, tested on every gate):
+    /// the same product and rounding without the exponential's `fmaf` calls, which the baseline
+    /// x86-64 target makes.
     @inline(__always)
-    static func activateBFloat16(gate: Float, up: Float) -> Float {
+    static func activate(gate: Float, up: Float, elementType type: ElementType) -> Float {
+        guard type == .bfloat16 else { return QuantizationSteps.activate(gate: gate, up: up, elementType: type) }
         let silu = SiLUTable.silu(bfloat16Bits: UInt16(truncatingIfNeeded: gate.bitPattern >> 16))
-        return ElementType.bfloat16.float(fromBits: ElementType.bfloat16.bits(roundingToNearestEven: silu * up))
+        return type.float(fromBits: type.bits(roundingToNearestEven: silu * up))
     }
 }
 
