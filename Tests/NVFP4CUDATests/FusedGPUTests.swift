@@ -298,7 +298,7 @@ struct FusedGPUTests {
         var mismatches: [Int] = []
         for (bits, actual) in device.enumerated() {
             let expected = SiLU.silu(Float(bitPattern: UInt32(bits) << 16))
-            if !(expected.bitPattern == actual || (expected.isNaN && Float(bitPattern: actual).isNaN)) { mismatches.append(bits) }
+            if !sameSiLU(expected, Float(bitPattern: actual)) { mismatches.append(bits) }
         }
         #expect(mismatches.isEmpty, "\(mismatches.count) gates differ, first: \(mismatches.prefix(8).map { String($0, radix: 16) })")
     }
@@ -338,9 +338,7 @@ struct FusedGPUTests {
             let device = try quantizer.silu(bitPatternsFrom: first, count: count)
             return compareInParallel(count: count) { j in
                 let pattern = first &+ UInt32(j)
-                let expected = SiLU.silu(Float(bitPattern: pattern))
-                let actual = Float(bitPattern: device[j])
-                return expected.bitPattern == device[j] || (expected.isNaN && actual.isNaN) ? nil : pattern
+                return sameSiLU(SiLU.silu(Float(bitPattern: pattern)), Float(bitPattern: device[j])) ? nil : pattern
             }
         }
     }
