@@ -71,17 +71,23 @@ extension CUDAQuantizer {
         return bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
     }
 
-    /// `silu` of every bfloat16 gate (index = the gate's bits) by the tuned kernel's table route
-    /// (``SiLUTable``), as float bit patterns.
-    public func siluByTableOfEveryBFloat16() throws -> [UInt32] {
+    /// `silu` of every bfloat16 gate by the tuned kernel's table route (``SiLUTable``), as float
+    /// bit patterns: entry `2g` is gate `g` taken as the low gate of a word of two, entry `2g + 1`
+    /// as the high one (the other gate is 1, so gates in the band take the staged entries and the
+    /// others the rules outside the band).
+    public func siluByTableOfEveryBFloat16() throws -> [(low: UInt32, high: UInt32)] {
         let count = 1 << 16
-        let bytes = try convert(first: 0, count: count, outputBytes: count * 4, activation: .siluMul) { kernels in
+        let bytes = try convert(first: 0, count: count, outputBytes: count * 8, activation: .siluMul) { kernels in
             guard let function = kernels.siluTableAll else {
                 throw NVFP4Error.invalidArgument(argument: "activation", reason: "no silu table in \(kernels.specialization)")
             }
             return function
         }
-        return bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
+        return bytes.withUnsafeBytes { raw in
+            (0..<count).map {
+                (raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt32.self), raw.loadUnaligned(fromByteOffset: 8 * $0 + 4, as: UInt32.self))
+            }
+        }
     }
 
     private func convert(first: UInt32, count: Int, outputBytes: Int, activation: Activation = .identity,

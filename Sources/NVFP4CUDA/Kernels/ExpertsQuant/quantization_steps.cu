@@ -70,36 +70,103 @@ __device__ __forceinline__ float siluMul(float gate, float up) { return __fmul_r
 __device__ __forceinline__ float activate(float gate, float up) { return roundToInputType(siluMul(gate, up)); }
 
 #if NVFP4_SILU_TABLE
-// Step 0 by table, for bfloat16 gates: silu of the band [2^-25, 128) of both signs (sign, then
-// the magnitude's bits from kSiLUTableFirst; silu_table.cu has the band and the values), staged in
-// shared memory by each block of the tuned kernel; outside the band silu is g / 2, g, −0 or NaN
-// (SiLUTable.swift, checked there on every pattern).
+// Step 0 by table, for bfloat16 gates: silu of the band [2^-25, 128) of both signs (silu_table.cu
+// has the band and the values, positive gates first), staged in shared memory by each block of
+// the tuned kernel; outside the band silu is g / 2, g, −0 or NaN (SiLUTable.swift, checked there
+// on every pattern). The staged table interleaves the signs: entry 2·offset + s' holds the gate
+// at band offset `offset` (its magnitude's bits from kSiLUTableFirst) with s' = 1 − its sign bit,
+// so that a gate pair's band bits (siluBandBits) give each gate's entry with a shift and a mask.
 __shared__ __align__(16) float siluTable[2 * kSiLUTableEntriesPerSign];
+static_assert(kSiLUTableEntriesPerSign == 4096 && kSiLUTableFirst < 0x8000u - 4096,
+              "the band bits hold a 12-bit offset below 3 band-test bits");
 
-// Every thread of the block copies its share of the table; the barrier makes it visible.
+// Every thread of the block copies its share of the table, interleaving the signs; the barrier
+// makes it visible.
 __device__ __forceinline__ void stageSiLUTable() {
-  const uint4* from = reinterpret_cast<const uint4*>(kSiLUTableBits);
+  const uint4* positive = reinterpret_cast<const uint4*>(kSiLUTableBits);
+  const uint4* negative = positive + kSiLUTableEntriesPerSign / 4;
   uint4* to = reinterpret_cast<uint4*>(siluTable);
-  for (int i = threadIdx.x; i < int(2 * kSiLUTableEntriesPerSign / 4); i += blockDim.x) to[i] = from[i];
+  for (int i = threadIdx.x; i < int(kSiLUTableEntriesPerSign / 4); i += blockDim.x) {
+    const uint4 p = positive[i];
+    const uint4 n = negative[i];
+    to[2 * i] = make_uint4(n.x, p.x, n.y, p.y);
+    to[2 * i + 1] = make_uint4(n.z, p.z, n.w, p.w);
+  }
   __syncthreads();
 }
 
-// silu(g) for a bfloat16 gate g (a float whose low 16 bits are zero). The branches are uniform
-// in practice (gates outside the band are rare), and cost less than selecting among all four
-// results (3 % at M = 32768, K = 7168 on the H100).
+// The staged entry at byte offset `byteOffset` (8 · band offset + 4 · s').
+__device__ __forceinline__ float siluEntry(uint32_t byteOffset) {
+  return *reinterpret_cast<const float*>(reinterpret_cast<const unsigned char*>(siluTable) + byteOffset);
+}
+
+// silu(g) for a bfloat16 gate g (a float whose low 16 bits are zero), by the rules outside the
+// band: the route of a block whose gates are not all in the band.
 __device__ __forceinline__ float siluFromTable(float gate) {
   const uint32_t bits = __float_as_uint(gate) >> 16;
   const uint32_t magnitude = bits & 0x7FFF;
   const uint32_t offset = magnitude - kSiLUTableFirst;
-  if (offset < kSiLUTableEntriesPerSign) return siluTable[offset | ((bits >> 15) * kSiLUTableEntriesPerSign)];
+  if (offset < kSiLUTableEntriesPerSign) return siluEntry(8 * offset + 4 * ((bits >> 15) ^ 1));
   if (magnitude < kSiLUTableFirst) return __fmul_rn(gate, 0.5f);  // exp(−g) rounds to 1
   if (bits < 0x8000) return gate;                                 // g ≥ 128, +Inf, NaN
   return magnitude >= 0x7F80 ? __int_as_float(0x7FFFFFFF) : -0.0f;  // −Inf, NaN; g ≤ −128
 }
 
-// Step 0 for a bfloat16 SiLU·mul: activate's bits, silu by table.
-__device__ __forceinline__ float activateFromTable(float gate, float up) {
-  return roundToInputType(__fmul_rn(siluFromTable(gate), up));
+// The band bits of a word of two bfloat16 gates: each 16-bit half becomes (s'·2^15 + magnitude −
+// kSiLUTableFirst) mod 2^16, whose bits 12–14 are 0 exactly when that gate lies in the band (the
+// offset is then the low 12 bits, s' bit 15; the static_assert above keeps the gates outside the
+// band off those values). The low half borrows from the high one only when the low gate lies
+// outside the band, which the low half's own bits then say.
+constexpr uint32_t kSiLUOutsideBand = 0x70007000u;  // the band-test bits of both halves
+__device__ __forceinline__ uint32_t siluBandBits(uint32_t gates) {
+  return (gates ^ 0x80008000u) - kSiLUTableFirst * 0x10001u;
+}
+
+// silu of the low and of the high gate of a word whose gates both lie in the band, from its band
+// bits: the entry's byte offset is the half's offset · 8 plus s' · 4.
+__device__ __forceinline__ float siluOfLowGate(uint32_t band) {
+  const uint32_t half = band & 0xFFFFu;
+  return siluEntry(((half << 3) & 0x7FF8u) | (half >> 13));
+}
+__device__ __forceinline__ float siluOfHighGate(uint32_t band) {
+  return siluEntry(((band >> 13) & 0x7FF8u) | (band >> 29));
+}
+
+// silu of the gates of `kWords` words (each word's low gate first) by table: one test of the band
+// bits for all of them, then every gate's entry when all lie in the band (a block's case in
+// practice: a shift, a mask and a shared-memory load a gate, no branch), else the rules.
+template <int kWords>
+__device__ __forceinline__ void siluOfWordsFromTable(const uint32_t (&gates)[kWords], float (&silus)[2 * kWords]) {
+  uint32_t band = 0;
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) band |= siluBandBits(gates[w]);
+  if ((band & kSiLUOutsideBand) == 0) {
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) {
+      silus[2 * w] = siluOfLowGate(siluBandBits(gates[w]));
+      silus[2 * w + 1] = siluOfHighGate(siluBandBits(gates[w]));
+    }
+  } else {
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) {
+      silus[2 * w] = siluFromTable(toFloat(uint16_t(gates[w] & 0xFFFFu)));
+      silus[2 * w + 1] = siluFromTable(toFloat(uint16_t(gates[w] >> 16)));
+    }
+  }
+}
+
+// Step 0 for a bfloat16 SiLU·mul block: activate's bits for words of gates and their words of
+// ups, silu by table.
+template <int kWords>
+__device__ __forceinline__ void activateWordsFromTable(const uint32_t (&gates)[kWords], const uint32_t (&ups)[kWords],
+                                                       float (&x)[2 * kWords]) {
+  float silus[2 * kWords];
+  siluOfWordsFromTable(gates, silus);
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) {
+    x[2 * w] = roundToInputType(__fmul_rn(silus[2 * w], toFloat(uint16_t(ups[w] & 0xFFFFu))));
+    x[2 * w + 1] = roundToInputType(__fmul_rn(silus[2 * w + 1], toFloat(uint16_t(ups[w] >> 16))));
+  }
 }
 #endif
 

@@ -96,14 +96,23 @@ extern "C" __global__ void nvfp4_silu_all(const ConversionParams p) {
 }
 
 #if NVFP4_SILU_TABLE
-// silu(g) by the tuned kernel's table route, for the bfloat16 gates g = first + i (the low 16
-// bits of the pattern), as float bit patterns (4 bytes each).
+// silu(g) by the tuned kernel's table route (siluOfWordsFromTable), for the bfloat16 gates
+// g = first + i (the low 16 bits of the pattern), as float bit patterns, 8 bytes a gate: g as the
+// low gate of a word, then as the high one. The word's other gate is 1 (in the band), so gates in
+// the band take the entries and the others the rules.
 extern "C" __global__ void nvfp4_silu_table_all(const ConversionParams p) {
   stageSiLUTable();
   uint32_t* out = reinterpret_cast<uint32_t*>(p.out);
   for (uint64_t j = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.count;
        j += uint64_t(gridDim.x) * blockDim.x) {
-    out[j] = __float_as_uint(siluFromTable(__uint_as_float((p.first + uint32_t(j)) << 16)));
+    const uint32_t gate = (p.first + uint32_t(j)) & 0xFFFFu;
+    const uint32_t low[1] = {gate | 0x3F800000u};
+    const uint32_t high[1] = {0x3F80u | (gate << 16)};
+    float silus[2];
+    siluOfWordsFromTable(low, silus);
+    out[2 * j] = __float_as_uint(silus[0]);
+    siluOfWordsFromTable(high, silus);
+    out[2 * j + 1] = __float_as_uint(silus[1]);
   }
 }
 #endif

@@ -55,18 +55,19 @@ static_assert(kDenseRows % kRowsPerWarp == 0, "a warp step of tail slots never s
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 
-// Step 0 of SiLU·mul for one value: silu by the staged table for bfloat16, by the exponential
-// for float16.
-__device__ __forceinline__ float activateGated(float gate, float up) {
-#if NVFP4_SILU_TABLE
-  return activateFromTable(gate, up);
-#else
-  return activate(gate, up);
-#endif
-}
-
-// Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors.
+// Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors (silu
+// by the staged table for bfloat16 gates, by the exponential for float16).
 __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
+#if NVFP4_SILU_TABLE
+  uint32_t gates[kBlockSize / 2], ups[kBlockSize / 2];
+#pragma unroll
+  for (int i = 0; i < kVectorsPerBlock; ++i) {
+    const uint4 g = v[i], u = v[kVectorsPerBlock + i];
+    gates[4 * i] = g.x, gates[4 * i + 1] = g.y, gates[4 * i + 2] = g.z, gates[4 * i + 3] = g.w;
+    ups[4 * i] = u.x, ups[4 * i + 1] = u.y, ups[4 * i + 2] = u.z, ups[4 * i + 3] = u.w;
+  }
+  activateWordsFromTable(gates, ups, x);
+#else
 #pragma unroll
   for (int i = 0; i < kVectorsPerBlock; ++i) unpack(v[i], x + 8 * i);
   if (kSiLUMul) {
@@ -75,9 +76,10 @@ __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], 
       float up[8];
       unpack(v[kVectorsPerBlock + i], up);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) x[8 * i + j] = activateGated(x[8 * i + j], up[j]);
+      for (int j = 0; j < 8; ++j) x[8 * i + j] = activate(x[8 * i + j], up[j]);
     }
   }
+#endif
 }
 
 // One lane's block: quantizes B values (when `quantize`) and returns the scale byte (0 otherwise).
