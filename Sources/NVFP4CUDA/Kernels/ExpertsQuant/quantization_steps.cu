@@ -173,6 +173,26 @@ __device__ __forceinline__ void activateWordsFromTable(const uint32_t (&gates)[k
 // Step 1: running max of |x|; fmaxf ignores NaN, like the reference.
 __device__ __forceinline__ float blockAbsMax(float amax, float x) { return fmaxf(amax, fabsf(x)); }
 
+// Step 1 for values of the input type still packed two a word: a tree of packed maxima of
+// magnitudes (max.xorsign.abs: exact, a NaN loses to any number; the sign it gives is unused),
+// then the two halves' running max as above — half the instructions of one max a value.
+template <int kWords>
+__device__ __forceinline__ float packedBlockAbsMax(uint32_t (&words)[kWords]) {
+  static_assert((kWords & (kWords - 1)) == 0, "a tree over a power of two of words");
+#pragma unroll
+  for (int width = kWords / 2; width >= 1; width /= 2) {
+#pragma unroll
+    for (int i = 0; i < width; ++i) {
+      if (kInputBF16) {
+        asm("max.xorsign.abs.bf16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + width]));
+      } else {
+        asm("max.xorsign.abs.f16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + width]));
+      }
+    }
+  }
+  return blockAbsMax(blockAbsMax(0.0f, toFloat(uint16_t(words[0] & 0xFFFFu))), toFloat(uint16_t(words[0] >> 16)));
+}
+
 // Step 2.
 __device__ __forceinline__ float blockScale(float amax, float globalScale) {
   const float r6 = 1.0f / 6.0f;
