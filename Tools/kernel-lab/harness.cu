@@ -1,5 +1,7 @@
 // Dev harness (not shipped): times the expert-quantization kernels (join.sh) directly with nvcc, for fast
-// iteration. Build: nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=K ...
+// iteration. With -DNVFP4_SILU_MUL=1 (bfloat16, join.sh with SILU_STANDIN=1) it times SiLU·mul + quantize
+// and prints a hash of the output instead of comparing with seed (which has no SiLU·mul).
+// Build: nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -DNVFP4_HIDDEN_SIZE=K ...
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -40,13 +42,13 @@ int main(int argc, char** argv) {
   for (int e = 0; e < E; ++e) { off[e + 1] = off[e] + counts[e]; soff[e + 1] = soff[e] + (counts[e] + 127) / 128 * 128; }
   std::vector<float> gs(E); for (int e = 0; e < E; ++e) gs[e] = float(1 + e % 7) * 40;
   const int cols = k::kSwizzled ? 4 * k::kTiles : k::kBlocksPerRow;  // scale bytes per row
-  const size_t R = soff[E], scaleBytes = R * cols, inBytes = size_t(M) * K * 2, codeBytes = size_t(M) * K / 2;
+  const size_t R = soff[E], scaleBytes = R * cols, inBytes = size_t(M) * k::kInputRowWidth * 2, codeBytes = size_t(M) * K / 2;
   const size_t setBytes = inBytes + codeBytes + scaleBytes;
   int sets = getenv("SETS") ? atoi(getenv("SETS")) : std::max<size_t>(2, (150ull << 20) / setBytes + 1);  // SETS overrides
   std::vector<uint16_t*> in(sets); std::vector<uint8_t*> codes(sets), scales(sets);
   for (int s = 0; s < sets; ++s) {
     CK(cudaMalloc(&in[s], inBytes)); CK(cudaMalloc(&codes[s], codeBytes)); CK(cudaMalloc(&scales[s], scaleBytes));
-    k::FillParams fp{in[s], uint64_t(M) * K, uint32_t(s + 1), 1};
+    k::FillParams fp{in[s], uint64_t(M) * k::kInputRowWidth, uint32_t(s + 1), 1};
     k::nvfp4_fill_values<<<sms * 8, 256>>>(fp);
   }
   int32_t *dOff, *dSoff; float* dGs;
@@ -72,6 +74,17 @@ int main(int argc, char** argv) {
     k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1, R);
     k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); }, 50);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  if (k::kSiLUMul) {
+    std::vector<uint8_t> c1(codeBytes), s1(scaleBytes);
+    k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1, R);
+    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, 256, tableBytes>>>(p); CK(cudaDeviceSynchronize());
+    cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
+    uint64_t h = 1469598103934665603ull; for (auto b : c1) h = (h ^ b) * 1099511628211ull; for (auto b : s1) h = (h ^ b) * 1099511628211ull;
+    double bytes = 4.5625 * double(M) * K;
+    printf("SILU K=%5d M=%6d E=%3d | copy %.0f GB/s | tuned %8.1f us %6.0f GB/s %5.1f%% (grid %d, %d/SM) | hash %016llx\n", K, M, E, copyBW / 1e9, tunedUs, bytes / tunedUs / 1e3, 100 * bytes / (tunedUs * 1e-6) / copyBW, grid, perSM, (unsigned long long)h);
+    return 0;
+  }
+#if NVFP4_SILU_MUL == 0
   // seed geometry
   long long total = (long long)M * K / 8; int block = std::min(K / 8, 512);
   long long sg = std::min<long long>((total + block - 1) / block, (long long)sms * 2048 / block);
@@ -95,5 +108,6 @@ int main(int argc, char** argv) {
   printf("K=%5d M=%6d E=%3d | copy %.0f GB/s | tuned %8.1f us %6.0f GB/s %5.1f%% (grid %d, %d/SM) | seed %8.1f us %6.0f GB/s %5.1f%% | x%.2f | %s\n",
          K, M, E, copyBW / 1e9, tunedUs, bytes / tunedUs / 1e3, 100 * bytes / (tunedUs * 1e-6) / copyBW, grid, perSM,
          seedUs, bytes / seedUs / 1e3, 100 * bytes / (seedUs * 1e-6) / copyBW, seedUs / tunedUs, same ? "same bytes" : "MISMATCH");
+#endif
   return 0;
 }
