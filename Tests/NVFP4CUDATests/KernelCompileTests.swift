@@ -111,7 +111,7 @@ struct KernelCompileTests {
         let tuned = LaunchPlan.tuned(rowCapacity: 1 << 20, scaleRowCapacity: 1 << 20, scaleColumns: 448, expertCount: 256,
                                      multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
         #expect(tuned.grid == 528 && tuned.block == 256 && tuned.sharedTables
-                && tuned.sharedMemoryByteCount == 3 * 257 * 4 + LaunchPlan.tableScratchByteCount)
+                && tuned.sharedMemoryByteCount == 4 * 257 * 4 + LaunchPlan.tableScratchByteCount)
         let tiny = LaunchPlan.tuned(rowCapacity: 100, scaleRowCapacity: 128, scaleColumns: 4, expertCount: 1,
                                     multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 8 })
         #expect(tiny.grid == 1)
@@ -128,7 +128,7 @@ struct KernelCompileTests {
         #expect(!huge.sharedTables && huge.sharedMemoryByteCount == 0)
         let masked = LaunchPlan.tuned(rowCapacity: 32 * 1024, scaleRowCapacity: 32 * 1024, scaleColumns: 448, expertCount: 32, masked: true,
                                       multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 3 })
-        #expect(masked.sharedTables && masked.sharedMemoryByteCount == 3 * 33 * 4 + LaunchPlan.tableScratchByteCount)
+        #expect(masked.sharedTables && masked.sharedMemoryByteCount == 4 * 33 * 4 + LaunchPlan.tableScratchByteCount)
         let baseline = LaunchPlan.baseline(rowCount: 7, hiddenSize: 16, multiprocessorCount: 132)
         #expect(baseline.grid == 7 && baseline.block == 2)
     }

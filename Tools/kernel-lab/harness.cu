@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end()); return v[v.size() / 2] * 1000; };
   float copyUs = timeit([&](int) { cudaMemcpyAsync(b, a, cb, cudaMemcpyDeviceToDevice); }, 20);
   double copyBW = 2.0 * cb / (copyUs * 1e-6);
-  const int tableBytes = 3 * (E + 1) * 4 + 128;  // off, soff, the dense table, scan scratch
+  const int tableBytes = 4 * (E + 1) * 4 + 128;  // off, soff, the dense and tail tables, scan scratch
   int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, k::nvfp4_quantize_tuned, 256, tableBytes));
   // LaunchPlan.tuned: one wave at most, no more blocks than the larger phase needs
   long long rowBlocks = ((long long)M * cols + 511) / 512;

@@ -48,10 +48,11 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         self.activation = activation
     }
 
-    /// The largest L whose derived tables (three `[L + 1]` Int32 arrays: offsets, scale offsets and
-    /// routed tiles, and the scan's scratch) fit beside the tuned kernel's static shared memory in
-    /// the 48 KiB a block gets without opting in.
-    public static let maxGroupCount = (LaunchPlan.dynamicSharedMemoryLimit - LaunchPlan.tableScratchByteCount) / 12 - 1
+    /// The largest L whose derived tables (``LaunchPlan/sharedTableCount`` `[L + 1]` Int32 arrays:
+    /// offsets, scale offsets, dense tiles and tail rows, and the scan's scratch) fit beside the
+    /// tuned kernel's static shared memory in the 48 KiB a block gets without opting in (2918).
+    public static let maxGroupCount =
+        (LaunchPlan.dynamicSharedMemoryLimit - LaunchPlan.tableScratchByteCount) / (4 * LaunchPlan.sharedTableCount) - 1
 
     public var geometry: ScaleGeometry {
         ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize)

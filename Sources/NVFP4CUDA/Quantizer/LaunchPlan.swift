@@ -60,21 +60,24 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
 
     /// Shared memory the tuned kernel's table scans need besides the tables (32 words).
     public static let tableScratchByteCount = 128
+    /// The `[E + 1]` Int32 tables the tuned kernel stages: offsets, scale offsets, and the prefixes
+    /// of the experts' dense tiles and of their tail rows (`expert_tables.cu`).
+    public static let sharedTableCount = 4
 
     /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
     /// block and shared-memory size), fewer blocks when the most work either phase can have needs
     /// fewer: the routed rows (at most `rowCapacity`) take ``tunedUnroll`` scale bytes a thread
     /// in row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
     /// covers more than 64 routed rows a tile), the padding (at most `scaleRowCapacity` rows)
-    /// ``paddingBytesPerThread`` bytes a thread. The tables (off, soff and the dense table, with
-    /// their scan scratch) go to shared memory when they fit beside the static shared memory; the
+    /// ``paddingBytesPerThread`` bytes a thread. The tables (off, soff, the dense and the tail table,
+    /// with their scan scratch) go to shared memory when they fit beside the static shared memory; the
     /// masked layout always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
         rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
         multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
-        let tableBytes = 3 * (expertCount + 1) * 4 + tableScratchByteCount
+        let tableBytes = sharedTableCount * (expertCount + 1) * 4 + tableScratchByteCount
         let shared = masked || tableBytes <= dynamicSharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))

@@ -33,6 +33,10 @@ __device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return ro
 // kDenseRows of it are routed (inDenseTile of its rows, in 32 bits).
 __device__ __forceinline__ int32_t denseTiles(int32_t rows) { return rows / 128 + (rows % 128 > kDenseRows ? 1 : 0); }
 
+// Tail rows of an expert with `rows` routed rows: those of its last tile when that tile is not
+// dense (at most kDenseRows), else none.
+__device__ __forceinline__ int32_t tailRows(int32_t rows) { return max(0, rows - 128 * denseTiles(rows)); }
+
 // Writes the exclusive prefix of value(0) … value(E − 1) into table[0 … E] (table[E] is the
 // total). Each thread sums a run of consecutive entries, the runs' totals are scanned across the
 // block (warp shuffles, then the warp totals in `scratch`, 32 words), and each thread writes its
@@ -69,7 +73,7 @@ __device__ __forceinline__ int32_t maskedRows(const QuantParams& p, int e) {
 }
 
 // Whether the tuned kernel may take line units: only a kernel that has them (kLineUnits), when
-// forced or when the tails' row slots (64 an expert) are no more than the routed rows and the
+// forced or when 64 rows an expert are no more than the routed rows and the
 // most line units the rows allow (a dense tile holds more than 64 of them) reach
 // kLineUnitRounds a block. Otherwise no dense table is built, so small problems pay no scan.
 __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t routedRows) {
@@ -80,8 +84,9 @@ __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t ro
 }
 
 // Stages the tables in shared memory when they fit — off and soff copied (masked: off = the
-// prefix of c and soff[e] = e·S derived) and the dense table, the prefix of each expert's dense
-// tiles — and returns the tables to search. Tables too large for shared memory stay in global
+// prefix of c and soff[e] = e·S derived), the dense table, the prefix of each expert's dense
+// tiles, and right after it the tail table, the prefix of each expert's tail rows (tailRows) —
+// and returns the tables to search. Tables too large for shared memory stay in global
 // memory, with no dense table (every row then goes through row units); so do problems too small
 // for line units (see mayUseLineUnits).
 __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* shared, const int32_t*& inputTable,
@@ -92,13 +97,15 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
     int32_t* inputShared = shared;
     int32_t* scaleShared = inputShared + E + 1;
     int32_t* denseShared = scaleShared + E + 1;
-    int32_t* scratch = denseShared + E + 1;
+    int32_t* tailShared = denseShared + E + 1;  // denseTable + E + 1 for its users
+    int32_t* scratch = tailShared + E + 1;
     if (kMasked) {
       const int32_t scaleRowsPerGroup = (int32_t(p.rowCount) + 127) / 128 * 128;
       for (int e = threadIdx.x; e <= E; e += blockDim.x) scaleShared[e] = e * scaleRowsPerGroup;
       blockExclusiveScan(E, inputShared, scratch, [&](int e) { return maskedRows(p, e); });
       if (mayUseLineUnits(p, inputShared[E])) {
         blockExclusiveScan(E, denseShared, scratch, [&](int e) { return denseTiles(maskedRows(p, e)); });
+        blockExclusiveScan(E, tailShared, scratch, [&](int e) { return tailRows(maskedRows(p, e)); });
         denseTable = denseShared;
       }
     } else {
@@ -110,6 +117,8 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
       if (mayUseLineUnits(p, inputShared[E])) {
         blockExclusiveScan(E, denseShared, scratch,
                            [&](int e) { return denseTiles(inputShared[e + 1] - inputShared[e]); });
+        blockExclusiveScan(E, tailShared, scratch,
+                           [&](int e) { return tailRows(inputShared[e + 1] - inputShared[e]); });
         denseTable = denseShared;
       }
     }

@@ -78,10 +78,10 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   const int E = p.expertCount;
 
   // Line units pay where they are many (at least kLineUnitRounds a block: one fewer or one more
-  // per block then matters little) and the tails' row slots (64 an expert) are no more than the
-  // routed rows; otherwise every row goes through row units. (mayUseLineUnits tested the second
-  // already, or no dense table exists; testing it again here keeps ptxas's code for the tail
-  // slots 112 instructions shorter at K = 7168.)
+  // per block then matters little) and 64 rows an expert are no more than the routed rows;
+  // otherwise every row goes through row units. (mayUseLineUnits tested the second already, or no
+  // dense table exists; testing it again here kept ptxas's code for the tails 112 instructions
+  // shorter at K = 7168.)
   const int64_t routedRows = inputTable[E];
   const int64_t lineUnitCount =
       kLineUnits && denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
@@ -103,11 +103,13 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
   }
 
   // Phase 2: row units, a warp at a time: every load of the unit in flight, then quantize. After
-  // line units, the tails' row slots (the expert follows from the slot); else every routed row,
-  // its loads issued before its expert search (the row is the routed index but when masked).
+  // line units, the tail rows in the tail table's order (numbered from it: as many units as tail
+  // rows, spread evenly over the warps); else every routed row, its loads issued before its
+  // expert search (the row is the routed index but when masked).
   const uint32_t groupMask = 0xFu << (lane & ~3);
-  const int64_t rowUnitCount = lineUnits ? int64_t(E) * (kDenseRows / kRowsPerWarp) * kUnitsPerRow
-                                         : (routedRows + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
+  const int32_t* tailTable = lineUnits ? denseTable + E + 1 : nullptr;  // stageTables puts it there
+  const int64_t rowUnitCount =
+      ((lineUnits ? int64_t(tailTable[E]) : routedRows) + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
   expert = 0;
   int32_t nextSource = kGather ? sourceOfUnit(p, warp, slot, routedRows) : 0;
   for (int64_t unit = warp; unit < rowUnitCount; unit += warps) {
@@ -116,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantiz
     if (lineUnits || kMasked) {  // the row follows from the expert (no gather: kLineUnits excludes it)
       int64_t m = 0;
       if (lineUnits) {
-        m = numberTailUnit(p, inputTable, scaleTable, unit, slot, u, expert);
+        m = numberTailUnit(p, inputTable, scaleTable, tailTable, unit, slot, u, expert);
       } else {
         u = numberUnit(unit, slot, routedRows);
         if (u.valid) m = bindExpert(p, inputTable, scaleTable, u, expert);

@@ -6,8 +6,8 @@
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
 //   1. Line units of dense tiles — in the swizzled kernels without a gather (SiLU·mul: bfloat16, K ≥ 4096)
-//      (kLineUnits), when there are at least kLineUnitRounds per block and the tails' row slots
-//      (64 an expert) are no more than the routed rows. In the swizzled layout one
+//      (kLineUnits), when there are at least kLineUnitRounds per block and 64 rows an expert
+//      are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
 //      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
 //      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
@@ -20,8 +20,10 @@
 //   2. Row units: kTunedUnroll steps of a row a warp unit, strided over warps: a warp takes
 //      kRowsPerWarp rows at a time and its lanes walk the unit's blocks, one block per lane and
 //      step, with every load of the unit in flight at once; 4 lanes merge a swizzled scale word.
-//      After line units, the row slots of each expert's tail (the rows of its last tile when
-//      that tile is not dense); otherwise every routed row, the expert carried forward per lane
+//      After line units, the experts' tail rows (the rows of an expert's last tile when that
+//      tile is not dense), numbered through the tail table so that each warp gets as many (a
+//      slot per expert and row, 64 an expert, left warps with 4 to 16 units at M = 32768,
+//      E = 256: 3 % of the time); otherwise every routed row, the expert carried forward per lane
 //      (one comparison unless the row left the expert, then a search of the rest, by the whole
 //      warp when it holds one row) and the loads issued before that search. (Line units of mostly empty tiles left most of a block
 //      idle, and few large units per block balanced badly: 2.3× slower at M = 1024, E = 256.)
@@ -46,7 +48,6 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-static_assert(kDenseRows % kRowsPerWarp == 0, "a warp step of tail slots never straddles experts");
 // Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
 // registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
 // and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
@@ -254,26 +255,29 @@ __device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t
   return u;
 }
 
-// Tail unit `unit` of this lane's slot: row slots are (expert, j < 64), kRowsPerWarp of them a
-// warp step (a step never straddles experts: kRowsPerWarp divides 64), and the lane's row is the
-// expert's tail row j when it has one — the tail being the rows of its last tile when that tile
-// is not dense. The expert follows from the slot: no search. Returns the row within the expert.
+// Tail unit `unit` of this lane's slot: tail row t = group · kRowsPerWarp + slot in the order of
+// the tail table (every expert's tail rows, the rows of its last tile when that tile is not
+// dense, one after another), so the units are as many as the tail rows and spread evenly over
+// the warps. The expert is carried forward (one comparison unless the row left it, then a search
+// of the rest: by the whole warp when it holds one row). Returns the row within the expert.
 __device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const int32_t* inputTable,
-                                                  const int32_t* scaleTable, int64_t unit, int slot, RoutedUnit& u,
-                                                  int& expert) {
+                                                  const int32_t* scaleTable, const int32_t* tailTable,
+                                                  int64_t unit, int slot, RoutedUnit& u, int& expert) {
   const int64_t group = unit / kUnitsPerRow;
   u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
-  expert = int(group * kRowsPerWarp / kDenseRows);
-  const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
-  const int64_t lastTile = rows & ~int64_t(127);
-  const int64_t m = lastTile + group * kRowsPerWarp % kDenseRows + slot;
-  u.valid = !inDenseTile(lastTile, rows) && m < rows;
+  const int64_t t = group * kRowsPerWarp + slot;
+  u.valid = t < tailTable[p.expertCount];  // uniform across the warp when it holds one row
   u.readable = u.valid;
-  u.routed = int64_t(inputTable[expert]) + m;
-  if (u.valid) {
-    u.scaleRow = scaleTable[expert] + m;
-    u.gs = __ldg(p.globalScales + expert);
+  if (!u.valid) return 0;
+  if (int64_t(tailTable[expert + 1]) <= t) {
+    expert = kRowsPerWarp == 1 ? findExpertInWarp(tailTable, p.expertCount, t, expert + 1)
+                               : findExpert(tailTable, p.expertCount, t, expert + 1);
   }
+  const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
+  const int64_t m = (rows & ~int64_t(127)) + (t - tailTable[expert]);
+  u.routed = int64_t(inputTable[expert]) + m;
+  u.scaleRow = scaleTable[expert] + m;
+  u.gs = __ldg(p.globalScales + expert);
   return m;
 }
 
