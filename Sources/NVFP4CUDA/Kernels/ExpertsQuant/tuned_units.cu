@@ -56,17 +56,22 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
 
+// The 4·kVectors 32-bit words of kVectors 16-byte vectors from v on (two 16-bit values a word).
+template <int kVectors>
+__device__ __forceinline__ void wordsOf(const uint4* v, uint32_t (&words)[4 * kVectors]) {
+#pragma unroll
+  for (int i = 0; i < kVectors; ++i) {
+    words[4 * i] = v[i].x, words[4 * i + 1] = v[i].y, words[4 * i + 2] = v[i].z, words[4 * i + 3] = v[i].w;
+  }
+}
+
 // Step 0 for one block: its B values, from B/8 vectors (identity) or gate and up vectors (silu
 // by the staged table for bfloat16 gates, by the exponential for float16).
 __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], float (&x)[kBlockSize]) {
 #if NVFP4_SILU_TABLE
   uint32_t gates[kBlockSize / 2], ups[kBlockSize / 2];
-#pragma unroll
-  for (int i = 0; i < kVectorsPerBlock; ++i) {
-    const uint4 g = v[i], u = v[kVectorsPerBlock + i];
-    gates[4 * i] = g.x, gates[4 * i + 1] = g.y, gates[4 * i + 2] = g.z, gates[4 * i + 3] = g.w;
-    ups[4 * i] = u.x, ups[4 * i + 1] = u.y, ups[4 * i + 2] = u.z, ups[4 * i + 3] = u.w;
-  }
+  wordsOf<kVectorsPerBlock>(v, gates);
+  wordsOf<kVectorsPerBlock>(v + kVectorsPerBlock, ups);
   activateWordsFromTable(gates, ups, x);
 #else
 #pragma unroll
@@ -95,10 +100,7 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
     for (int i = 0; i < kBlockSize; ++i) amax = blockAbsMax(amax, x[i]);
   } else {  // the loaded words are the values (1.5–3 % at K = 7168 on the H100)
     uint32_t words[kBlockSize / 2];
-#pragma unroll
-    for (int i = 0; i < kVectorsPerBlock; ++i) {
-      words[4 * i] = v[i].x, words[4 * i + 1] = v[i].y, words[4 * i + 2] = v[i].z, words[4 * i + 3] = v[i].w;
-    }
+    wordsOf<kVectorsPerBlock>(v, words);
     amax = packedBlockAbsMax(words);
   }
   const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
@@ -255,6 +257,16 @@ __device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t
   return u;
 }
 
+// Carries `expert` forward to the owner of s in `table` (a prefix table, s growing from call to
+// call): one comparison unless s left it, then a search of the rest — by the whole warp when it
+// holds one row (the warp's lanes then ask with the same s).
+__device__ __forceinline__ void carryExpert(const int32_t* table, int expertCount, int64_t s, int& expert) {
+  if (int64_t(table[expert + 1]) <= s) {
+    expert = kRowsPerWarp == 1 ? findExpertInWarp(table, expertCount, s, expert + 1)
+                               : findExpert(table, expertCount, s, expert + 1);
+  }
+}
+
 // Tail unit `unit` of this lane's slot: tail row t = group · kRowsPerWarp + slot in the order of
 // the tail table (every expert's tail rows, the rows of its last tile when that tile is not
 // dense, one after another), so the units are as many as the tail rows and spread evenly over
@@ -269,10 +281,7 @@ __device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const in
   u.valid = t < tailTable[p.expertCount];  // uniform across the warp when it holds one row
   u.readable = u.valid;
   if (!u.valid) return 0;
-  if (int64_t(tailTable[expert + 1]) <= t) {
-    expert = kRowsPerWarp == 1 ? findExpertInWarp(tailTable, p.expertCount, t, expert + 1)
-                               : findExpert(tailTable, p.expertCount, t, expert + 1);
-  }
+  carryExpert(tailTable, p.expertCount, t, expert);
   const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
   const int64_t m = (rows & ~int64_t(127)) + (t - tailTable[expert]);
   u.routed = int64_t(inputTable[expert]) + m;
@@ -301,14 +310,10 @@ __device__ __forceinline__ void placeRow(const QuantParams& p, RoutedUnit& u, in
 }
 
 // A valid unit's expert, scale row and global scale. Routed indices grow with units, so `expert`
-// is carried forward: one comparison unless the row left the expert, then a binary search of
-// the rest. Returns the row within the expert.
+// is carried forward (carryExpert). Returns the row within the expert.
 __device__ __forceinline__ int64_t bindExpert(const QuantParams& p, const int32_t* inputTable,
                                               const int32_t* scaleTable, RoutedUnit& u, int& expert) {
-  if (int64_t(inputTable[expert + 1]) <= u.routed) {
-    expert = kRowsPerWarp == 1 ? findExpertInWarp(inputTable, p.expertCount, u.routed, expert + 1)  // the warp's row
-                               : findExpert(inputTable, p.expertCount, u.routed, expert + 1);
-  }
+  carryExpert(inputTable, p.expertCount, u.routed, expert);
   const int64_t m = u.routed - inputTable[expert];
   u.scaleRow = scaleTable[expert] + m;
   u.gs = __ldg(p.globalScales + expert);
