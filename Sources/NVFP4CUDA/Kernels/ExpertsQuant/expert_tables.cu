@@ -103,24 +103,18 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
       const int32_t scaleRowsPerGroup = (int32_t(p.rowCount) + 127) / 128 * 128;
       for (int e = threadIdx.x; e <= E; e += blockDim.x) scaleShared[e] = e * scaleRowsPerGroup;
       blockExclusiveScan(E, inputShared, scratch, [&](int e) { return maskedRows(p, e); });
-      if (mayUseLineUnits(p, inputShared[E])) {
-        blockExclusiveScan(E, denseShared, scratch, [&](int e) { return denseTiles(maskedRows(p, e)); });
-        blockExclusiveScan(E, tailShared, scratch, [&](int e) { return tailRows(maskedRows(p, e)); });
-        denseTable = denseShared;
-      }
     } else {
       for (int e = threadIdx.x; e <= E; e += blockDim.x) {
         inputShared[e] = p.inputOffsets[e];
         scaleShared[e] = p.scaleOffsets[e];
       }
       __syncthreads();
-      if (mayUseLineUnits(p, inputShared[E])) {
-        blockExclusiveScan(E, denseShared, scratch,
-                           [&](int e) { return denseTiles(inputShared[e + 1] - inputShared[e]); });
-        blockExclusiveScan(E, tailShared, scratch,
-                           [&](int e) { return tailRows(inputShared[e + 1] - inputShared[e]); });
-        denseTable = denseShared;
-      }
+    }
+    if (mayUseLineUnits(p, inputShared[E])) {
+      auto rows = [&](int e) { return kMasked ? maskedRows(p, e) : inputShared[e + 1] - inputShared[e]; };
+      blockExclusiveScan(E, denseShared, scratch, [&](int e) { return denseTiles(rows(e)); });
+      blockExclusiveScan(E, tailShared, scratch, [&](int e) { return tailRows(rows(e)); });
+      denseTable = denseShared;
     }
     inputTable = inputShared;
     scaleTable = scaleShared;
