@@ -42,8 +42,7 @@ extension ExpertsQuantParameters {
 /// lines — rather than row by row. Both give the same bytes; the choice is speed only.
 public enum LineUnitPolicy: Sendable, Equatable {
     /// The kernel decides: line units for the swizzled layout without a gather (SiLU·mul: bfloat16, K ≥ 4096), when
-    /// there are at least 8 per block and the experts' tails (64 row slots each) are no more
-    /// than the routed rows.
+    /// there are at least 8 per block and 64 rows an expert are no more than the routed rows.
     case automatic
     /// Line units for every dense tile, however few, in every kernel that has them (the
     /// swizzled layout without a gather, bfloat16 SiLU·mul from K = 4096; the others ignore it) and whose offset
