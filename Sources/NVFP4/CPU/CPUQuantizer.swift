@@ -13,8 +13,11 @@ import Dispatch
 /// computed lane by lane with ``SiLU`` and rounded to the input type, a UE8M0 scale is encoded
 /// once per block, and a 32-value block is two 16-lane halves with one combined amax.
 public enum CPUQuantizer {
-    /// Scale rows per unit of work handed to a core.
-    static let rowsPerChunk = 16
+    /// Scale rows per unit of work handed to a core: at least 16, and few enough units (about 256)
+    /// that a worker's ``CodeThresholds`` serve many rows before the next unit starts empty.
+    static func rowsPerChunk(scaleRows: Int) -> Int {
+        max(16, (scaleRows + 255) / 256)
+    }
 
     /// Quantizes `input` into `codes` and `scales`: the same contract as
     /// ``ReferenceQuantizer/quantize(_:input:codes:scales:)-(QuantizationProblem,_,_,_)``.
@@ -48,10 +51,13 @@ public enum CPUQuantizer {
             input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
             codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
+        let rowsPerChunk = rowsPerChunk(scaleRows: scaleRows)
         let chunkCount = (scaleRows + rowsPerChunk - 1) / rowsPerChunk
         DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
             let first = chunk * rowsPerChunk
-            job.run(scaleRows: first..<min(first + rowsPerChunk, scaleRows))
+            CodeThresholds.withTable(elementType: plan.elementType) { thresholds in
+                job.run(scaleRows: first..<min(first + rowsPerChunk, scaleRows), thresholds: &thresholds)
+            }
         }
     }
 }
@@ -77,7 +83,7 @@ private struct RowJob: @unchecked Sendable {
         self.isPlain = plan.activation == .identity && plan.blockFormat == .nvfp4
     }
 
-    func run(scaleRows: Range<Int>) {
+    func run(scaleRows: Range<Int>, thresholds: inout CodeThresholds) {
         let geometry = plan.geometry
         let K = plan.hiddenSize
         let inputRowBytes = plan.inputRowWidth * 2
@@ -90,67 +96,77 @@ private struct RowJob: @unchecked Sendable {
             }
             let m = s - group.firstScaleRow
             let rowScales = ScaleRowWriter(geometry: geometry, base: scales, scaleRow: s)
-            rowScales.zeroPaddingColumns()
             guard m < group.validRowCount else {
-                rowScales.zeroBlocks()
+                rowScales.zeroRow()
                 continue
             }
+            rowScales.zeroPaddingColumns()
             let row = group.firstOutputRow + m
             let rowInput = input.advanced(by: plan.inputRow(ofOutputRow: row) * inputRowBytes)
             let rowCodes = codes.advanced(by: row * K / 2)
             if isPlain {
-                quantizePlainRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
+                quantizePlainRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale,
+                                 thresholds: &thresholds)
             } else {
                 quantizeBlockByBlock(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
             }
         }
     }
 
-    /// The plain steps, four blocks at a time (their scale steps share vector operations, their
-    /// four scale bytes are adjacent in both layouts); a tail of fewer than four goes block by block.
+    /// The plain steps, four blocks at a time on their input bit patterns (``PatternBlock``):
+    /// the four amax patterns in one vector, their scale steps 2–3 in one `Float` vector, their
+    /// four scale bytes (adjacent in both layouts) in one store, and the codes by compares with
+    /// the scale bytes' ``CodeThresholds``. Four blocks with a NaN, or with a slow threshold
+    /// entry, and a tail of fewer than four take the float steps block by block.
     ///
-    /// Software-pipelined: the scale steps of the next four blocks (a chain of dependent
-    /// operations) are issued before the codes of the current four, which reload their inputs
-    /// from L1, so the chain of one group runs under the other's vector work.
+    /// Software-pipelined: the scale bytes of the next four blocks (a chain of dependent
+    /// operations from their loads to the bytes) are computed before the codes of the current
+    /// four, so the chain of one group runs under the other's compares.
     @inline(__always)
     func quantizePlainRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                          scales: ScaleRowWriter, globalScale gs: Float) {
+                          scales: ScaleRowWriter, globalScale gs: Float, thresholds: inout CodeThresholds) {
         let type = plan.elementType
         let groupCount = plan.hiddenSize / 64
-        let reciprocalGlobalScale = 1 / gs
-        @inline(__always) func scaleSteps(group g: Int) -> SIMD4<Float> {
-            let first = rowInput + g * 128
-            let absMax = SIMDBlock.blockAbsMax(
-                BlockLanes(loading: first, type: type), BlockLanes(loading: first + 32, type: type),
-                BlockLanes(loading: first + 64, type: type), BlockLanes(loading: first + 96, type: type))
-            let (bytes, outScales) = SIMDBlock.blockScales(
-                absMax: absMax, globalScale: gs, reciprocalGlobalScale: reciprocalGlobalScale)
-            scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: 4 * g)
-            return outScales
+        let infinity = SIMD4<Int32>(repeating: type == .bfloat16 ? 0x7F80 : 0x7C00)
+        thresholds.use(globalScale: gs)
+        /// Steps 1–3 of group `g`: its scale bytes, or ``CodeThresholds/nanByte`` for a block with a NaN.
+        @inline(__always) func scaleBytes(group g: Int) -> SIMD4<Int32> {
+            let absMaxBits = PatternBlock.absMaxBits(ofFourBlocksAt: rowInput + g * 128)
+            let absMax = PatternBlock.floats(magnitudeBits: absMaxBits, type: type)
+            let bytes = SIMDBlock.encodeBlockScales(gs * (absMax * QuantizationSteps.reciprocalOfSix))
+            return bytes.replacing(with: CodeThresholds.nanByte, where: absMaxBits .> infinity)
         }
-        var next = groupCount > 0 ? scaleSteps(group: 0) : SIMD4<Float>()
+        var next = groupCount > 0 ? scaleBytes(group: 0) : SIMD4<Int32>()
         for g in 0..<groupCount {
-            let outScales = next
-            if g + 1 < groupCount { next = scaleSteps(group: g + 1) }
+            let bytes = next
+            if g + 1 < groupCount { next = scaleBytes(group: g + 1) }
+            guard let entries = thresholds.entries(bytes) else {
+                quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs, blocks: 4 * g..<4 * g + 4)
+                continue
+            }
             let first = rowInput + g * 128
             let codes = rowCodes + g * 32
-            for i in 0..<4 {
-                let block = BlockLanes(loading: first + 32 * i, type: type)
-                codes.storeBytes(of: SIMDBlock.packedCodes(block * outScales[i]).littleEndian,
-                                 toByteOffset: 8 * i, as: UInt64.self)
-            }
+            scales.write(fourBytes: SIMD4<UInt8>(truncatingIfNeeded: bytes), firstBlock: 4 * g)
+            codes.storeBytes(of: PatternBlock.packedCodes(first, thresholds: entries.0).littleEndian, as: UInt64.self)
+            codes.storeBytes(of: PatternBlock.packedCodes(first + 32, thresholds: entries.1).littleEndian,
+                             toByteOffset: 8, as: UInt64.self)
+            codes.storeBytes(of: PatternBlock.packedCodes(first + 64, thresholds: entries.2).littleEndian,
+                             toByteOffset: 16, as: UInt64.self)
+            codes.storeBytes(of: PatternBlock.packedCodes(first + 96, thresholds: entries.3).littleEndian,
+                             toByteOffset: 24, as: UInt64.self)
         }
-        quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs, fromBlock: 4 * groupCount)
+        quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs,
+                             blocks: 4 * groupCount..<plan.hiddenSize / 16)
     }
 
-    /// Steps 0–5 for any activation and block format, block by block from block `firstBlock` to
-    /// the end of the row; a block is one or two 16-lane halves. The fused options' row, and the
-    /// plain row's last blocks when K/16 is not a multiple of 4.
+    /// Steps 0–5 for any activation and block format, block by block over `blocks` (the whole
+    /// row by default); a block is one or two 16-lane halves. The fused options' row, and the
+    /// plain row's blocks that the pattern steps leave out.
     func quantizeBlockByBlock(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                              scales: ScaleRowWriter, globalScale gs: Float, fromBlock firstBlock: Int = 0) {
+                              scales: ScaleRowWriter, globalScale gs: Float, blocks: Range<Int>? = nil) {
         let format = plan.blockFormat
         let B = format.blockSize
-        for kb in firstBlock..<(plan.hiddenSize / B) {
+        for kb in blocks ?? 0..<(plan.hiddenSize / B) {
             let first = activatedValues(rowInput, column: kb * B)
             var amax = SIMDBlock.blockAbsMax(first)
             var second = first
@@ -220,8 +236,15 @@ private struct ScaleRowWriter {
         UnsafeMutableRawPointer(row + geometry.blockOffset(kb)).storeBytes(of: bytes, as: SIMD4<UInt8>.self)
     }
 
-    func zeroBlocks() {
-        for kb in 0..<geometry.blocksPerRow { write(0, block: kb) }
+    /// Zeroes every byte of the row, padding columns included: four bytes a store (a k-tile's
+    /// bytes of one row are adjacent when swizzled; the linear row is contiguous).
+    func zeroRow() {
+        switch geometry.layout {
+        case .linear:
+            UnsafeMutableRawPointer(row).initializeMemory(as: UInt8.self, repeating: 0, count: geometry.blocksPerRow)
+        case .swizzled:
+            for kTile in 0..<geometry.kTiles { write(fourBytes: SIMD4<UInt8>(), firstBlock: 4 * kTile) }
+        }
     }
 
     func zeroPaddingColumns() {

@@ -147,8 +147,7 @@ enum SIMDBlock {
         let normal = biased &- (over & ~(over &>> 31))  // min(biased, 0x7E): 448 and above, ∞
         // Below 2⁻⁶: m·2⁻⁹, m = scale·512 rounded to nearest-even by the adder (exact below 2²²).
         let subnormal = unsafeBitCast(scale * 512 + 0x1p23, to: SIMD4<Int32>.self) &- 0x4B00_0000
-        let isSubnormal = unsafeBitCast(bits .< SIMD4<Int32>(repeating: 0x3C80_0000), to: SIMD4<Int32>.self)
-        return select(isSubnormal, subnormal, normal)
+        return normal.replacing(with: subnormal, where: bits .< SIMD4<Int32>(repeating: 0x3C80_0000))
     }
 
     /// ``E4M3/decode(_:)`` on four lanes of codes in 0…0x7E.
