@@ -1,17 +1,18 @@
 import Dispatch
 
-/// The fast CPU quantizer: SIMD over each block's 16 lanes (``SIMDBlock``), all cores,
-/// byte-identical to ``ReferenceQuantizer``.
+/// The fast CPU quantizer: SIMD over each block's 16 lanes, all cores, byte-identical to
+/// ``ReferenceQuantizer``.
 ///
 /// Work is split into chunks of scale rows that the cores take in turn; a chunk finds its first
 /// group (expert, or masked group) by binary search and then carries it forward row by row, so
 /// each row costs one comparison to locate. Scale rows past a group's valid rows are padding:
 /// written as 0.
 ///
-/// The plain NVFP4 case (identity activation, E4M3 scales over 16 values) runs the vector steps
-/// straight from the loaded bit patterns. The fused options share the same steps: SiLU·mul is
-/// computed lane by lane with ``SiLU`` and rounded to the input type, a UE8M0 scale is encoded
-/// once per block, and a 32-value block is two 16-lane halves with one combined amax.
+/// The plain NVFP4 case (identity activation, E4M3 scales over 16 values) runs on the loaded bit
+/// patterns (``PatternBlock``), its codes by compares with ``CodeThresholds``. The fused options
+/// take the float steps (``SIMDBlock``): SiLU·mul is computed lane by lane with ``SiLU`` and
+/// rounded to the input type, a UE8M0 scale is encoded once per block, and a 32-value block is
+/// two 16-lane halves with one combined amax.
 public enum CPUQuantizer {
     /// Scale rows per unit of work handed to a core: at least 16, and few enough units (about 256)
     /// that a worker's ``CodeThresholds`` serve many rows before the next unit starts empty.
