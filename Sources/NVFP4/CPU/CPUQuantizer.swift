@@ -14,10 +14,12 @@ import Dispatch
 /// rounded to the input type, a UE8M0 scale is encoded once per block, and a 32-value block is
 /// two 16-lane halves with one combined amax.
 public enum CPUQuantizer {
-    /// Scale rows per unit of work handed to a core: at least 16, and few enough units (about 256)
-    /// that a worker's ``CodeThresholds`` serve many rows before the next unit starts empty.
-    static func rowsPerChunk(scaleRows: Int) -> Int {
-        max(16, (scaleRows + 255) / 256)
+    /// Scale rows per unit of work handed to a core: at least 16; at most 256 K values (a few
+    /// tenths of a millisecond on one core), so that the last units leave no core idle for long
+    /// on many cores; and few enough units (about 256) where rows are short that a worker's
+    /// ``CodeThresholds`` serve many rows before the next unit starts empty.
+    static func rowsPerChunk(scaleRows: Int, hiddenSize: Int) -> Int {
+        max(16, min((scaleRows + 255) / 256, (1 << 18) / max(hiddenSize, 1)))
     }
 
     /// Quantizes `input` into `codes` and `scales`: the same contract as
@@ -52,7 +54,7 @@ public enum CPUQuantizer {
             input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
             codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
-        let rowsPerChunk = rowsPerChunk(scaleRows: scaleRows)
+        let rowsPerChunk = rowsPerChunk(scaleRows: scaleRows, hiddenSize: plan.hiddenSize)
         let chunkCount = (scaleRows + rowsPerChunk - 1) / rowsPerChunk
         DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
             let first = chunk * rowsPerChunk
