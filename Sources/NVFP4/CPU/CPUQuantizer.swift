@@ -130,7 +130,7 @@ private struct RowJob: @unchecked Sendable {
                           scales: ScaleRowWriter, globalScale gs: Float, thresholds: inout CodeThresholds) {
         let type = plan.elementType
         let groupCount = plan.hiddenSize / 64
-        let infinity = SIMD4<Int32>(repeating: type == .bfloat16 ? 0x7F80 : 0x7C00)
+        let infinity = SIMD4<Int32>(repeating: Int32(type.infinityBits))
         thresholds.use(globalScale: gs)
         /// Steps 1–3 of group `g`: its scale bytes, or ``CodeThresholds/nanByte`` for a block with a NaN.
         @inline(__always) func scaleBytes(group g: Int) -> SIMD4<Int32> {

@@ -25,11 +25,12 @@ struct CodeThresholds {
         case slow = 2
     }
 
+    /// The byte that stands for four blocks with a NaN among their values: always slow. The
+    /// last byte with an entry, so that `use(globalScale:)` resets the others in one run.
+    static let nanByte: Int32 = 0x7F
     /// Scale bytes with an entry: the non-negative E4M3 codes below NaN (0x00…0x7E), and
     /// ``nanByte``.
-    static let byteCount = 128
-    /// The byte that stands for four blocks with a NaN among their values: always slow.
-    static let nanByte: Int32 = 0x7F
+    static let byteCount = Int(nanByte) + 1
     /// Vectors in one entry: the seven thresholds (minus one, for a `>` compare), each
     /// repeated over 8 lanes, and one unused vector that keeps entries 128 bytes apart.
     static let vectorsPerEntry = 8
@@ -63,7 +64,8 @@ struct CodeThresholds {
         }
     }
 
-    /// Makes the table the one of global scale `gs`, dropping every entry of another scale.
+    /// Makes the table the one of global scale `gs`, dropping every entry of another scale
+    /// (``nanByte``'s, the last, stays slow).
     @inline(__always)
     mutating func use(globalScale gs: Float) {
         guard gs.bitPattern != globalScale.bitPattern else { return }
@@ -106,7 +108,6 @@ struct CodeThresholds {
             let least = Self.threshold(level: level, outputScale: t, elementType: elementType)
             entry(byte)[level - 1] = SIMD8(repeating: Int16(truncatingIfNeeded: least &- 1))
         }
-        entry(byte)[7] = SIMD8(repeating: 0)
         states[byte] = State.ready.rawValue
     }
 
@@ -124,7 +125,7 @@ struct CodeThresholds {
     /// ``level(_:outputScale:elementType:)``.
     static func threshold(level: Int, outputScale t: Float, elementType: ElementType) -> UInt16 {
         guard t > 0 else { return 0x8000 }
-        let infinity: UInt16 = elementType == .bfloat16 ? 0x7F80 : 0x7C00
+        let infinity = elementType.infinityBits
         let estimate = Self.boundaries[level - 1] / t
         var bits = estimate.isFinite ? min(elementType.bits(roundingToNearestEven: estimate) & 0x7FFF, infinity) : infinity
         if Self.level(bits, outputScale: t, elementType: elementType) >= level {

@@ -114,12 +114,6 @@ enum SIMDBlock {
         return UInt8(truncatingIfNeeded: min((rounded >> 20) &- ((127 - 7) << 3), 0x7E))
     }
 
-    /// Lane-wise `mask ? a : b` for a mask of all-ones or all-zeros lanes.
-    @inline(__always)
-    static func select(_ mask: SIMD4<Int32>, _ a: SIMD4<Int32>, _ b: SIMD4<Int32>) -> SIMD4<Int32> {
-        (a & mask) | (b & ~mask)
-    }
-
     /// Steps 2–4 for four blocks at once: their E4M3 scale bytes and output scales, from their
     /// absolute maxima. Lane for lane the same IEEE operations as the scalar steps
     /// (``QuantizationSteps/blockScale(absMax:globalScale:)``, ``encodeBlockScale(_:)``,
@@ -155,8 +149,8 @@ enum SIMDBlock {
     static func decodeBlockScales(_ code: SIMD4<Int32>) -> SIMD4<Float> {
         let normal = (((code &>> 3) &+ (127 - 7)) &<< 23) | ((code & 7) &<< 20)
         let subnormal = unsafeBitCast(SIMD4<Float>(code) * 0x1p-9, to: SIMD4<Int32>.self)
-        let isSubnormal = unsafeBitCast(code .< SIMD4<Int32>(repeating: 8), to: SIMD4<Int32>.self)
-        return unsafeBitCast(select(isSubnormal, subnormal, normal), to: SIMD4<Float>.self)
+        return unsafeBitCast(normal.replacing(with: subnormal, where: code .< SIMD4<Int32>(repeating: 8)),
+                             to: SIMD4<Float>.self)
     }
 
     /// Step 5 on 8 lanes: each lane's E2M1 code (sign in bit 3).

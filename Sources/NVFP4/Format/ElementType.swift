@@ -8,6 +8,14 @@ public enum ElementType: String, Sendable, CaseIterable {
     /// IEEE binary16.
     case float16
 
+    /// The bit pattern of +Inf: the largest magnitude pattern that is not NaN.
+    var infinityBits: UInt16 {
+        switch self {
+        case .bfloat16: return 0x7F80
+        case .float16: return 0x7C00
+        }
+    }
+
     /// The exact `Float` value of the bit pattern `bits`.
     @inlinable @inline(__always)
     public func float(fromBits bits: UInt16) -> Float {
