@@ -9,8 +9,11 @@ struct BenchCommand: ParsableCommand {
             GB/s counts 2.5625 bytes per element (2 in, 0.5 of codes, 1/16 of scale). The CPU sweep \
             compares the fast path with memcpy (all cores, bytes read + written) and the scalar \
             reference; the CUDA sweep times every variant with CUDA events (medians, buffers rotated \
-            past 3x L2), small shapes also through CUDA-graph replay, beside a device-to-device copy \
-            and an empty kernel. Progress goes to stderr, the table to stdout.
+            past 3x L2): around each call with the calls queued back to back behind a hold kernel \
+            (the GPU's time, "us"), around each call waited for (the host's launch included, "call \
+            us"), and small shapes also through CUDA-graph replay, beside a device-to-device copy \
+            and an empty kernel timed the same three ways. Progress goes to stderr, the table to \
+            stdout.
             """)
 
     @Option(help: "cpu or cuda (auto: cuda when a GPU is usable).")

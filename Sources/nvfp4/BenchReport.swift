@@ -11,10 +11,14 @@ struct BenchRow: Codable, Sendable {
     var rows: Int
     var hiddenSize: Int
     var experts: Int
-    /// Median time per call (events around each launch on the GPU).
+    /// Median time per call: wall time on the CPU; on the GPU, events around each call, the calls
+    /// queued back to back behind a hold (``EventTimer/queuedMedian(runs:stream:hold:_:)``).
     var microseconds: Double
     /// Median time per call through CUDA-graph replay (small shapes).
     var graphMicroseconds: Double?
+    /// GPU: median time per call with events around each call waited for, the host's launch
+    /// included (``EventTimer/callMedian(runs:stream:_:)``).
+    var callMicroseconds: Double?
     var gigabytesPerSecond: Double
     var percentOfCopy: Double
     var runs: Int
@@ -27,7 +31,9 @@ struct BenchRow: Codable, Sendable {
 struct BenchReport: Codable, Sendable {
     var device: String
     var copyBytesPerSecond: Double
+    /// The empty kernel per launch: queued, a call waited for, in a graph (GPU sweeps).
     var emptyKernelMicroseconds: Double?
+    var emptyKernelCallMicroseconds: Double?
     var emptyKernelGraphMicroseconds: Double?
     var rows: [BenchRow]
     var notes: [String]
@@ -36,11 +42,14 @@ struct BenchReport: Codable, Sendable {
         var lines = ["device: \(device)",
                      "copy bandwidth: \(formatted(copyBytesPerSecond / 1e9)) GB/s (bytes read + written)"]
         if let empty = emptyKernelMicroseconds {
-            lines.append("empty kernel: \(formatted(empty)) us per launch, \(formatted(emptyKernelGraphMicroseconds ?? .nan)) us in a graph")
+            lines.append("empty kernel: \(formatted(empty)) us per launch queued, \(formatted(emptyKernelCallMicroseconds ?? .nan)) us a call, "
+                         + "\(formatted(emptyKernelGraphMicroseconds ?? .nan)) us in a graph")
+            lines.append("us: events around each call, calls queued back to back; call us: each call waited for (host launch included); "
+                         + "graph us: per call in a replayed graph, used for GB/s where measured")
         }
         lines += notes
-        let header = ["variant", "M", "K", "E", "us", "graph us", "GB/s", "% copy", "x seed", "x base", "ref us", "x ref"]
-        let widths = [9, 7, 5, 4, 10, 9, 8, 7, 7, 7, 11, 7]
+        let header = ["variant", "M", "K", "E", "us", "graph us", "call us", "GB/s", "% copy", "x seed", "x base", "ref us", "x ref"]
+        let widths = [9, 7, 5, 4, 10, 9, 9, 8, 7, 7, 7, 11, 7]
         lines.append(zip(header, widths).map { leftPadded($0, $1) }.joined(separator: " "))
         for row in rows {
             lines.append(zip(cells(row), widths).map { leftPadded($0, $1) }.joined(separator: " "))
@@ -57,6 +66,7 @@ struct BenchReport: Codable, Sendable {
         var cells: [String] = [row.variant, "\(row.rows)", "\(row.hiddenSize)", "\(row.experts)"]
         cells.append(formatted(row.microseconds, 1))
         cells.append(optional(row.graphMicroseconds, 1))
+        cells.append(optional(row.callMicroseconds, 1))
         cells.append(formatted(row.gigabytesPerSecond, 1))
         cells.append(formatted(row.percentOfCopy, 1))
         cells.append(optional(row.speedupOverSeed, 2))
@@ -67,13 +77,14 @@ struct BenchReport: Codable, Sendable {
     }
 
     func csv() -> String {
-        var lines = ["device,variant,M,K,E,us,graph_us,gb_per_s,percent_of_copy,runs,speedup_over_seed,speedup_over_baseline,reference_us"]
+        var lines = ["device,variant,M,K,E,us,graph_us,gb_per_s,percent_of_copy,runs,speedup_over_seed,speedup_over_baseline,reference_us,call_us"]
         func optional(_ value: Double?) -> String { value.map { "\($0)" } ?? "" }
         for r in rows {
             var fields: [String] = [r.device, r.variant, "\(r.rows)", "\(r.hiddenSize)", "\(r.experts)", "\(r.microseconds)"]
             fields.append(optional(r.graphMicroseconds))
             fields += ["\(r.gigabytesPerSecond)", "\(r.percentOfCopy)", "\(r.runs)"]
             fields += [optional(r.speedupOverSeed), optional(r.speedupOverBaseline), optional(r.referenceMicroseconds)]
+            fields.append(optional(r.callMicroseconds))
             lines.append(fields.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -5,6 +5,7 @@ import NVFP4CUDA
 /// their data in L2 (the sets together exceed 3× L2), shared offsets and global scales.
 struct BenchShape: ~Copyable {
     let quantizer: CUDAQuantizer
+    let support: BenchSupportKernels
     let stream: CUDAStreamHandle
     let problem: QuantizationProblem
     let sets: [BufferSet]
@@ -51,6 +52,7 @@ struct BenchShape: ~Copyable {
         try stream.synchronize()
         try quantizer.prepare(elementType: .bfloat16, hiddenSize: hiddenSize)
         self.quantizer = quantizer
+        self.support = support
         self.stream = stream.handle
         self.problem = problem
         self.sets = sets
@@ -70,24 +72,28 @@ struct BenchShape: ~Copyable {
     /// At most this many buffer sets: enough for 3× L2 at every shape of the sweep.
     static let maxSets = 2048
 
-    /// Median microseconds per call with events around each call (the calls rotate over the
-    /// sets), and through replay of one graph that calls once per set (per call: replay / sets).
-    func time(_ variant: QuantizerVariant, runs: Int, graph: Bool) throws -> (events: Double, graph: Double?, runs: Int) {
+    /// Median microseconds per call, the calls rotating over the sets: with events around each
+    /// call queued behind a hold (the GPU's time), around each call waited for (the host's launch
+    /// included), and through replay of one graph that calls once per set (per call: replay / sets).
+    func time(_ variant: QuantizerVariant, runs: Int, graph: Bool) throws -> (queued: Double, call: Double, graph: Double?) {
         let timer = try EventTimer(context: quantizer.context)
         var next = 0
-        let events = try timer.median(runs: runs, stream: stream) {
+        func call() throws {
             try quantizer.quantize(arguments(sets[next % sets.count]), variant: variant, stream: stream)
             next += 1
         }
-        guard graph else { return (events, nil, runs) }
+        let queued = try timer.queuedMedian(
+            runs: runs, stream: stream, hold: { try support.launchHold(microseconds: $0, stream: stream) }, call)
+        let perCall = try timer.callMedian(runs: runs, stream: stream, call)
+        guard graph else { return (queued, perCall, nil) }
         let capture = try CUDAStream(context: quantizer.context)
         try capture.beginCapture()
         for set in sets {
             try quantizer.quantize(arguments(set), variant: variant, stream: capture.handle)
         }
         let executable = try capture.endCapture().instantiate()
-        let replay = try timer.median(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
-        return (events, replay / Double(sets.count), runs)
+        let replay = try timer.callMedian(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
+        return (queued, perCall, replay / Double(sets.count))
     }
 
     /// Runs every variant on set 0 and compares their bytes with the tuned kernel's (shapes up to

@@ -55,7 +55,7 @@ struct CPUBench {
             let elements = Double(problem.inputElementCount)
             let row = BenchRow(
                 device: "cpu", variant: "fast", rows: shape.rows, hiddenSize: shape.hiddenSize, experts: shape.experts,
-                microseconds: fast * 1e6, graphMicroseconds: nil, gigabytesPerSecond: elements * bytesPerElement / fast / 1e9,
+                microseconds: fast * 1e6, graphMicroseconds: nil, callMicroseconds: nil, gigabytesPerSecond: elements * bytesPerElement / fast / 1e9,
                 percentOfCopy: 100 * elements * bytesPerElement / fast / copy.allCores, runs: fastRuns,
                 referenceMicroseconds: reference * 1e6)
             printError("cpu M=\(shape.rows) K=\(shape.hiddenSize) E=\(shape.experts): fast \(formatted(fast * 1e3)) ms, "
@@ -63,7 +63,7 @@ struct CPUBench {
             rows.append(row)
         }
         return BenchReport(device: "cpu (\(DispatchQueue.coreCount) cores)", copyBytesPerSecond: copy.allCores,
-                           emptyKernelMicroseconds: nil, emptyKernelGraphMicroseconds: nil, rows: rows,
+                           emptyKernelMicroseconds: nil, emptyKernelCallMicroseconds: nil, emptyKernelGraphMicroseconds: nil, rows: rows,
                            notes: ["memcpy one core: \(formatted(copy.oneCore / 1e9)) GB/s"])
     }
 

@@ -22,8 +22,9 @@ struct CUDABench {
         let l2 = try context.device.l2CacheByteCount
         var notes = try compileTimes()
         let copy = try copyBandwidth(stream: stream)
-        let (empty, emptyGraph) = try emptyKernel(support: support, stream: stream)
-        printError("copy \(formatted(copy / 1e9)) GB/s, empty kernel \(formatted(empty)) us (graph \(formatted(emptyGraph)) us), L2 \(l2 >> 20) MiB")
+        let empty = try emptyKernel(support: support, stream: stream)
+        printError("copy \(formatted(copy / 1e9)) GB/s, empty kernel \(formatted(empty.queued)) us queued, "
+                   + "\(formatted(empty.call)) us a call, \(formatted(empty.graph)) us in a graph; L2 \(l2 >> 20) MiB")
         var rows: [BenchRow] = []
         for hiddenSize in hiddenSizes {
             for experts in expertCounts {
@@ -34,14 +35,15 @@ struct CUDABench {
                     for variant in QuantizerVariant.allCases {
                         let timing = try shape.time(variant, runs: runs, graph: rowCount <= Self.graphRowLimit)
                         let elements = Double(rowCount * hiddenSize)
-                        let seconds = (timing.graph ?? timing.events) * 1e-6
+                        let seconds = (timing.graph ?? timing.queued) * 1e-6
                         shapeRows.append(BenchRow(
                             device: "cuda", variant: variant.rawValue, rows: rowCount, hiddenSize: hiddenSize, experts: experts,
-                            microseconds: timing.events, graphMicroseconds: timing.graph,
+                            microseconds: timing.queued, graphMicroseconds: timing.graph, callMicroseconds: timing.call,
                             gigabytesPerSecond: elements * bytesPerElement / seconds / 1e9,
-                            percentOfCopy: 100 * elements * bytesPerElement / seconds / copy, runs: timing.runs,
+                            percentOfCopy: 100 * elements * bytesPerElement / seconds / copy, runs: runs,
                             referenceMicroseconds: nil))
-                        printError("M=\(rowCount) K=\(hiddenSize) E=\(experts) \(variant): \(formatted(timing.events, 1)) us"
+                        printError("M=\(rowCount) K=\(hiddenSize) E=\(experts) \(variant): \(formatted(timing.queued, 1)) us"
+                                   + ", a call \(formatted(timing.call, 1)) us"
                                    + (timing.graph.map { ", graph \(formatted($0, 1)) us" } ?? ""))
                     }
                     if let mismatch = try shape.compareVariants() { notes.append(mismatch) }
@@ -50,8 +52,9 @@ struct CUDABench {
             }
         }
         let device = "\(try context.device.name) (\(quantizer.target), \(quantizer.multiprocessorCount) SMs)"
-        return BenchReport(device: device, copyBytesPerSecond: copy, emptyKernelMicroseconds: empty,
-                           emptyKernelGraphMicroseconds: emptyGraph, rows: rows, notes: notes)
+        return BenchReport(device: device, copyBytesPerSecond: copy, emptyKernelMicroseconds: empty.queued,
+                           emptyKernelCallMicroseconds: empty.call, emptyKernelGraphMicroseconds: empty.graph,
+                           rows: rows, notes: notes)
     }
 
     /// Speedups of each row over seed and baseline at the same shape (graph times where measured).
@@ -94,45 +97,33 @@ struct CUDABench {
         let source = try DeviceBuffer(context: quantizer.context, byteCount: byteCount)
         let destination = try DeviceBuffer(context: quantizer.context, byteCount: byteCount)
         try source.fill(byte: 0x3C, stream: stream.handle)
-        let times = try EventTimer(context: quantizer.context).median(runs: 20, stream: stream.handle) {
+        let times = try EventTimer(context: quantizer.context).callMedian(runs: 20, stream: stream.handle) {
             try destination.copy(from: source, byteCount: byteCount, stream: stream.handle)
         }
         return 2 * Double(byteCount) / (times * 1e-6)
     }
 
-    /// The empty kernel: per launch with events, and per launch inside a replayed graph.
-    func emptyKernel(support: BenchSupportKernels, stream: borrowing CUDAStream) throws -> (Double, Double) {
+    /// The empty kernel's time per launch, measured the three ways the sweep measures calls.
+    struct EmptyKernelTimes {
+        /// Events around each launch, queued behind a hold (``EventTimer/queuedMedian(runs:stream:hold:_:)``).
+        var queued: Double
+        /// Events around each launch with the GPU idle before it (``EventTimer/callMedian(runs:stream:_:)``).
+        var call: Double
+        /// Per launch inside a replayed graph.
+        var graph: Double
+    }
+
+    func emptyKernel(support: BenchSupportKernels, stream: borrowing CUDAStream) throws -> EmptyKernelTimes {
         let timer = try EventTimer(context: quantizer.context)
-        let single = try timer.median(runs: 100, stream: stream.handle) { try support.launchEmpty(stream: stream.handle) }
-        try stream.beginCapture()
-        for _ in 0..<Self.launchesPerGraph { try support.launchEmpty(stream: stream.handle) }
-        let graph = try stream.endCapture().instantiate()
-        let replay = try timer.median(runs: 50, stream: stream.handle) { try graph.launch(on: stream.handle) }
-        return (single, replay / Double(Self.launchesPerGraph))
-    }
-}
-
-/// Times device work with a pair of events around each repetition.
-final class EventTimer {
-    let start: CUDAEvent
-    let end: CUDAEvent
-
-    init(context: CUDAContext) throws {
-        start = try CUDAEvent(context: context)
-        end = try CUDAEvent(context: context)
-    }
-
-    /// The median of `runs` timings of `body`, in microseconds, after 3 untimed warm-up calls.
-    func median(runs: Int, stream: CUDAStreamHandle, _ body: () throws -> Void) throws -> Double {
-        for _ in 0..<3 { try body() }
-        var times: [Double] = []
-        for _ in 0..<runs {
-            try start.record(on: stream)
-            try body()
-            try end.record(on: stream)
-            try end.synchronize()
-            times.append(Double(try CUDAEvent.elapsedMilliseconds(from: start, to: end)) * 1000)
+        let handle = stream.handle
+        let queued = try timer.queuedMedian(runs: 100, stream: handle, hold: { try support.launchHold(microseconds: $0, stream: handle) }) {
+            try support.launchEmpty(stream: handle)
         }
-        return nvfp4.median(times)
+        let call = try timer.callMedian(runs: 100, stream: handle) { try support.launchEmpty(stream: handle) }
+        try stream.beginCapture()
+        for _ in 0..<Self.launchesPerGraph { try support.launchEmpty(stream: handle) }
+        let graph = try stream.endCapture().instantiate()
+        let replay = try timer.callMedian(runs: 50, stream: handle) { try graph.launch(on: handle) }
+        return EmptyKernelTimes(queued: queued, call: call, graph: replay / Double(Self.launchesPerGraph))
     }
 }

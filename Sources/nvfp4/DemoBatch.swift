@@ -80,7 +80,7 @@ enum DemoKernelTimer {
     static func median(quantizer: CUDAQuantizer, problem: QuantizationProblem, input: [UInt16]) throws -> Double {
         let device = try DeviceProblem(problem, input: input, context: quantizer.context)
         let arguments = device.arguments
-        return try EventTimer(context: quantizer.context).median(runs: 20, stream: .legacyDefault) {
+        return try EventTimer(context: quantizer.context).callMedian(runs: 20, stream: .legacyDefault) {
             try quantizer.quantize(arguments)
         }
     }

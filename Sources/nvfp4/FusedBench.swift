@@ -9,9 +9,14 @@ struct FusedBenchRow: Codable, Sendable {
     /// `fused` or `unfused`; `masked` or `offsets`; `layout`.
     var variant: String
     var shape: String
-    /// Median per call: events around each call, or per call inside a replayed graph when marked.
+    /// Median per call: events around each call, the calls queued back to back behind a hold
+    /// (``EventTimer/queuedMedian(runs:stream:hold:_:)``), or per call inside a replayed graph
+    /// when marked.
     var microseconds: Double
     var timedInGraph: Bool
+    /// Median per call with events around each call waited for, the host's launch included
+    /// (``EventTimer/callMedian(runs:stream:_:)``); not for graph rows.
+    var callMicroseconds: Double?
     /// Bytes a call must move at least (the fused pass: read input, write codes and scales).
     var bytes: Double
     var percentOfCopy: Double
@@ -67,29 +72,34 @@ struct FusedBench {
         }
     }
 
-    /// Median per call, rotating over `count` sets: events around each call, or (graph) one
-    /// replayed graph that calls once per set.
-    func time(sets count: Int, graph: Bool, _ body: (Int, CUDAStreamHandle) throws -> Void) throws -> Double {
+    /// Median per call, rotating over `count` sets: events around each call queued behind a
+    /// hold, with the same calls each waited for as `call`; or (graph) one replayed graph that
+    /// calls once per set, per call.
+    func time(sets count: Int, graph: Bool, _ body: (Int, CUDAStreamHandle) throws -> Void) throws -> (Double, call: Double?) {
         let timer = try EventTimer(context: quantizer.context)
         guard graph else {
             var next = 0
-            return try timer.median(runs: runs, stream: stream) {
+            func call() throws {
                 try body(next % count, stream)
                 next += 1
             }
+            let queued = try timer.queuedMedian(
+                runs: runs, stream: stream, hold: { try support.launchHold(microseconds: $0, stream: stream) }, call)
+            return (queued, try timer.callMedian(runs: runs, stream: stream, call))
         }
         let capture = try CUDAStream(context: quantizer.context)
         try capture.beginCapture()
         for s in 0..<count { try body(s, capture.handle) }
         let executable = try capture.endCapture().instantiate()
-        return try timer.median(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
-            / Double(count)
+        let replay = try timer.callMedian(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
+        return (replay / Double(count), nil)
     }
 
-    func row(_ comparison: String, _ variant: String, _ shape: String, _ microseconds: Double, graph: Bool = false,
+    func row(_ comparison: String, _ variant: String, _ shape: String, _ time: (Double, call: Double?), graph: Bool = false,
              bytes: Double, ratio: Double? = nil, meaning: String? = nil) -> FusedBenchRow {
-        FusedBenchRow(comparison: comparison, variant: variant, shape: shape, microseconds: microseconds, timedInGraph: graph,
-                      bytes: bytes, percentOfCopy: 100 * bytes / (microseconds * 1e-6) / copy, ratio: ratio,
+        let microseconds = time.0
+        return FusedBenchRow(comparison: comparison, variant: variant, shape: shape, microseconds: microseconds, timedInGraph: graph,
+                      callMicroseconds: time.call, bytes: bytes, percentOfCopy: 100 * bytes / (microseconds * 1e-6) / copy, ratio: ratio,
                       ratioMeaning: meaning)
     }
 
@@ -141,8 +151,8 @@ struct FusedBench {
         }
         let shape = "T=\(tokens) topk=\(topk) E=\(experts) K=\(K) (T·topk·K = \(tokens * topk * K / 1_000_000) M)"
         let bytes = Double(routed * K) * (2 + 0.5) + Double(scaleBytes)
-        printError("gather+quant \(shape): fused \(formatted(fused, 1)) us, gather + quant \(formatted(unfused, 1)) us")
-        return [row("gather+quant", "fused", shape, fused, bytes: bytes, ratio: unfused / fused, meaning: "× unfused"),
+        printError("gather+quant \(shape): fused \(formatted(fused.0, 1)) us, gather + quant \(formatted(unfused.0, 1)) us")
+        return [row("gather+quant", "fused", shape, fused, bytes: bytes, ratio: unfused.0 / fused.0, meaning: "× unfused"),
                 row("gather+quant", "unfused", shape, unfused, bytes: bytes)]
     }
 
@@ -174,8 +184,8 @@ struct FusedBench {
         }
         let shape = "M=\(M) K=\(K) E=\(experts)"
         let bytes = Double(M * K) * 4.5625
-        printError("silu-mul+quant \(shape): fused \(formatted(fused, 1)) us, silu-mul + quant \(formatted(unfused, 1)) us")
-        return [row("silu-mul+quant", "fused", shape, fused, bytes: bytes, ratio: unfused / fused, meaning: "× unfused"),
+        printError("silu-mul+quant \(shape): fused \(formatted(fused.0, 1)) us, silu-mul + quant \(formatted(unfused.0, 1)) us")
+        return [row("silu-mul+quant", "fused", shape, fused, bytes: bytes, ratio: unfused.0 / fused.0, meaning: "× unfused"),
                 row("silu-mul+quant", "unfused", shape, unfused, bytes: bytes)]
     }
 
@@ -213,10 +223,10 @@ struct FusedBench {
         }
         let shape = "L=\(L) Mmax=\(maxRows) K=\(K) valid ≤ \(maxValid)/group (\(valid) rows)"
         let bytes = Double(valid * K) * 2.5625 + Double(problem.scaleByteCount)
-        printError("masked \(shape): masked \(formatted(masked, 1)) us, offsets (compacted rows) \(formatted(compact, 1)) us")
-        return [row("masked", "masked", shape, masked, graph: true, bytes: bytes, ratio: masked / emptyGraph, meaning: "× empty kernel (graph)"),
+        printError("masked \(shape): masked \(formatted(masked.0, 1)) us, offsets (compacted rows) \(formatted(compact.0, 1)) us")
+        return [row("masked", "masked", shape, masked, graph: true, bytes: bytes, ratio: masked.0 / emptyGraph, meaning: "× empty kernel (graph)"),
                 row("masked", "offsets", shape, compact, graph: true, bytes: Double(valid * K) * 2.5625 + Double(compactScaleBytes),
-                    ratio: compact / emptyGraph, meaning: "× empty kernel (graph)")]
+                    ratio: compact.0 / emptyGraph, meaning: "× empty kernel (graph)")]
     }
 }
 
@@ -241,9 +251,9 @@ extension FusedBench {
             permutation: rows[0].address, destinationRows: rows[1].address)
         let perCall = try time(sets: 100, graph: true) { _, stream in try builder.buildLayout(arguments, stream: stream) }
         let shape = "T=\(T) topk=\(topk) E=\(E)"
-        printError("routing → layout \(shape): \(formatted(perCall, 2)) us per call in a graph (empty kernel \(formatted(emptyGraph, 2)) us)")
+        printError("routing → layout \(shape): \(formatted(perCall.0, 2)) us per call in a graph (empty kernel \(formatted(emptyGraph, 2)) us)")
         return row("routing", "layout", shape, perCall, graph: true, bytes: Double(T * topk * 4 * 3 + E * 12),
-                   ratio: perCall / emptyGraph, meaning: "× empty kernel (graph)")
+                   ratio: perCall.0 / emptyGraph, meaning: "× empty kernel (graph)")
     }
 }
 
@@ -256,11 +266,12 @@ final class BenchBuffer {
 
 extension [FusedBenchRow] {
     func table() -> String {
-        var lines = ["comparison       variant    us (median)  % copy  ratio          shape"]
+        var lines = ["comparison       variant    us (median)  call us  % copy  ratio          shape"]
         for row in self {
             let ratio = row.ratio.map { "\(nvfp4.formatted($0, 2)) \(row.ratioMeaning ?? "")" } ?? "-"
             lines.append([leftPadded(row.comparison, 16), leftPadded(row.variant, 8),
                           leftPadded(nvfp4.formatted(row.microseconds, 1) + (row.timedInGraph ? " (g)" : ""), 13),
+                          leftPadded(row.callMicroseconds.map { nvfp4.formatted($0, 1) } ?? "-", 8),
                           leftPadded(nvfp4.formatted(row.percentOfCopy, 1), 7), "  " + ratio, "  " + row.shape].joined(separator: " "))
         }
         return lines.joined(separator: "\n")
@@ -271,7 +282,9 @@ extension [FusedBenchRow] {
 struct FusedBenchReport: Codable, Sendable {
     var device: String
     var copyBytesPerSecond: Double
+    /// The empty kernel per launch: queued, a call waited for, in a graph.
     var emptyKernelMicroseconds: Double
+    var emptyKernelCallMicroseconds: Double
     var emptyKernelGraphMicroseconds: Double
     var rows: [FusedBenchRow]
 
@@ -280,22 +293,25 @@ struct FusedBenchReport: Codable, Sendable {
         let support = try BenchSupportKernels(quantizer: quantizer)
         let stream = try CUDAStream(context: quantizer.context)
         let copy = try sweep.copyBandwidth(stream: stream)
-        let (empty, emptyGraph) = try sweep.emptyKernel(support: support, stream: stream)
-        printError("copy \(formatted(copy / 1e9)) GB/s, empty kernel \(formatted(empty)) us (graph \(formatted(emptyGraph)) us)")
+        let empty = try sweep.emptyKernel(support: support, stream: stream)
+        printError("copy \(formatted(copy / 1e9)) GB/s, empty kernel \(formatted(empty.queued)) us queued, "
+                   + "\(formatted(empty.call)) us a call, \(formatted(empty.graph)) us in a graph")
         let bench = FusedBench(quantizer: quantizer, support: support, stream: stream.handle, runs: runs,
-                               l2: try quantizer.context.device.l2CacheByteCount, copy: copy, emptyGraph: emptyGraph)
+                               l2: try quantizer.context.device.l2CacheByteCount, copy: copy, emptyGraph: empty.graph)
         let rows = try bench.run(quick: quick)
         try stream.synchronize()
         let device = "\(try quantizer.context.device.name) (\(quantizer.target), \(quantizer.multiprocessorCount) SMs)"
-        return FusedBenchReport(device: device, copyBytesPerSecond: copy, emptyKernelMicroseconds: empty,
-                                emptyKernelGraphMicroseconds: emptyGraph, rows: rows)
+        return FusedBenchReport(device: device, copyBytesPerSecond: copy, emptyKernelMicroseconds: empty.queued,
+                                emptyKernelCallMicroseconds: empty.call, emptyKernelGraphMicroseconds: empty.graph, rows: rows)
     }
 
     func table() -> String {
         ["device: \(device)",
          "copy bandwidth: \(formatted(copyBytesPerSecond / 1e9)) GB/s (bytes read + written)",
-         "empty kernel: \(formatted(emptyKernelMicroseconds)) us per launch, \(formatted(emptyKernelGraphMicroseconds)) us in a graph",
-         "% copy counts the fused pass's bytes (gather: 2.5625 B per routed element; SiLU·mul: 4.5625 B per output element; masked: valid rows + the whole scale tensor); (g) = per call in a replayed graph",
+         "empty kernel: \(formatted(emptyKernelMicroseconds)) us per launch queued, \(formatted(emptyKernelCallMicroseconds)) us a call, "
+            + "\(formatted(emptyKernelGraphMicroseconds)) us in a graph",
+         "% copy counts the fused pass's bytes (gather: 2.5625 B per routed element; SiLU·mul: 4.5625 B per output element; masked: valid rows + the whole scale tensor); "
+            + "us: events around each call, calls queued back to back; (g) = per call in a replayed graph; call us: each call waited for (host launch included)",
          rows.table()].joined(separator: "\n")
     }
 

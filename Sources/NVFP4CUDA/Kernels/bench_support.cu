@@ -1,6 +1,9 @@
 // bench_support.cu — kernels the benchmark needs besides the quantizer.
 //
 //   nvfp4_empty          does nothing: the launch-overhead floor measured in the same run
+//   nvfp4_hold           one thread waits until the global timer has advanced by the given
+//                        nanoseconds: it keeps the stream busy while the host queues the calls
+//                        to be timed, so their events measure the GPU and not the host's launches
 //   nvfp4_fill_values    fills n 16-bit values with seeded pseudo-random bf16/fp16 bit patterns
 //                        on the device, so multi-GB inputs need no host generation or copy
 //
@@ -19,6 +22,11 @@ struct EmptyParams {
 };
 static_assert(sizeof(EmptyParams) == 8, "EmptyParams layout changed: update Swift");
 
+struct HoldParams {
+  uint64_t nanoseconds;
+};
+static_assert(sizeof(HoldParams) == 8, "HoldParams layout changed: update Swift");
+
 struct FillParams {
   uint16_t* output;
   uint64_t count;
@@ -28,6 +36,17 @@ struct FillParams {
 static_assert(sizeof(FillParams) == 24, "FillParams layout changed: update Swift");
 
 extern "C" __global__ void nvfp4_empty(const EmptyParams) {}
+
+__device__ __forceinline__ uint64_t globalNanoseconds() {
+  uint64_t now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  return now;
+}
+
+extern "C" __global__ void nvfp4_hold(const HoldParams p) {
+  const uint64_t start = globalNanoseconds();
+  while (globalNanoseconds() - start < p.nanoseconds) asm volatile("nanosleep.u32 1000;");
+}
 
 __device__ __forceinline__ uint32_t mix(uint64_t x) {
   x ^= x >> 33;

@@ -1,0 +1,81 @@
+import NVFP4CUDA
+
+/// Times device work with a pair of CUDA events around each call; medians in microseconds.
+///
+/// The two ways differ in where the host's launch time falls:
+/// - ``queuedMedian(runs:stream:hold:_:)`` queues the calls behind a hold kernel, so the GPU
+///   runs them back to back and each pair of events measures the call's work on the GPU (what a
+///   busy stream of an engine pays for it). The sweep's `us` column.
+/// - ``callMedian(runs:stream:_:)`` waits for each call before the next, so the GPU is idle when
+///   the start event passes and the host's launch of the call (a few microseconds) falls inside
+///   the pair. The sweep's `call us` column.
+final class EventTimer {
+    /// Calls queued behind one hold.
+    static let batch = 10
+
+    /// A start and an end event. `final class` so an array can hold the non-copyable events.
+    final class EventPair {
+        let start: CUDAEvent
+        let end: CUDAEvent
+
+        init(context: CUDAContext) throws {
+            start = try CUDAEvent(context: context)
+            end = try CUDAEvent(context: context)
+        }
+
+        var elapsedMicroseconds: Double {
+            get throws { Double(try CUDAEvent.elapsedMilliseconds(from: start, to: end)) * 1000 }
+        }
+    }
+
+    let pairs: [EventPair]
+
+    init(context: CUDAContext) throws {
+        pairs = try (0..<Self.batch).map { _ in try EventPair(context: context) }
+    }
+
+    /// The median of `runs` timings of `body`, after 3 untimed warm-up calls: batches of
+    /// ``batch`` calls, each batch queued behind `hold(µs)` (a kernel that keeps `stream` busy
+    /// that long). A batch whose queueing took the host more than half the hold is timed again
+    /// behind a hold twice as long, so no call waits for the host.
+    func queuedMedian(runs: Int, stream: CUDAStreamHandle, hold: (Double) throws -> Void,
+                      _ body: () throws -> Void) throws -> Double {
+        for _ in 0..<3 { try body() }
+        var times: [Double] = []
+        var holdMicroseconds = 500.0
+        while times.count < runs {
+            let batch = pairs[..<min(runs - times.count, pairs.count)]
+            let queueStart = monotonicSeconds()
+            try hold(holdMicroseconds)
+            for pair in batch {
+                try pair.start.record(on: stream)
+                try body()
+                try pair.end.record(on: stream)
+            }
+            let queueMicroseconds = (monotonicSeconds() - queueStart) * 1e6
+            try batch.last?.end.synchronize()
+            if queueMicroseconds > holdMicroseconds / 2, holdMicroseconds < 100_000 {
+                holdMicroseconds *= 2
+                continue
+            }
+            for pair in batch { times.append(try pair.elapsedMicroseconds) }
+        }
+        return median(times)
+    }
+
+    /// The median of `runs` timings of `body`, after 3 untimed warm-up calls, each call waited
+    /// for before the next starts.
+    func callMedian(runs: Int, stream: CUDAStreamHandle, _ body: () throws -> Void) throws -> Double {
+        for _ in 0..<3 { try body() }
+        let pair = pairs[0]
+        var times: [Double] = []
+        for _ in 0..<runs {
+            try pair.start.record(on: stream)
+            try body()
+            try pair.end.record(on: stream)
+            try pair.end.synchronize()
+            times.append(try pair.elapsedMicroseconds)
+        }
+        return median(times)
+    }
+}
