@@ -28,7 +28,7 @@ let package = Package(
                 .embedInCode("Kernels/ExpertsQuant/tuned_kernel.cu"),
                 .embedInCode("Kernels/ExpertsQuant/seed_baseline.cu"),
                 .embedInCode("Kernels/ExpertsQuant/row_steps_and_checks.cu"),
-                .embedInCode("Kernels/bench_support.cu"), .embedInCode("Kernels/routing_layout.cu"),
+                .embedInCode("Kernels/bench_support.cu"), .embedInCode("Kernels/routing_layout.cu"), .embedInCode("Kernels/routing_layout_blocks.cu"),
             ]
         ),
         .executableTarget(

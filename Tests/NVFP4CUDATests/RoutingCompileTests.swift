@@ -6,15 +6,16 @@ import Testing
 struct RoutingCompileTests {
     @Test("the parameter struct matches the kernel's static_asserts")
     func parameterLayout() {
-        #expect(MemoryLayout<RoutingLayoutParameters>.size == 72)
+        #expect(MemoryLayout<RoutingLayoutParameters>.size == 80)
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.destinationRows) == 40)
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.idCount) == 48)
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.countingWarps) == 60)
         #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.closedForm) == 68)
+        #expect(MemoryLayout<RoutingLayoutParameters>.offset(of: \.blockChunk) == 76)
         let source = String(decoding: RoutingKernel.source, as: UTF8.self)
-        #expect(source.contains("sizeof(RoutingParams) == 72"))
-        for entryPoint in RoutingLaunchPlan.EntryPoint.allCases {
-            #expect(source.contains("void __launch_bounds__(kMaxWarps * kWarpSize) \(entryPoint.rawValue)("), "\(entryPoint)")
+        #expect(source.contains("sizeof(RoutingParams) == 80"))
+        for name in RoutingLaunchPlan.EntryPoint.allCases.flatMap(\.kernelNames) {
+            #expect(source.contains("void __launch_bounds__(kMaxWarps * kWarpSize) \(name)("), "\(name)")
         }
     }
 
@@ -30,19 +31,21 @@ struct RoutingCompileTests {
         let report = PTXASReport.parse(log: output.log)
         #expect(report.warnings.isEmpty, "\(target): \(report.warnings)")
         #expect(!output.log.lowercased().contains("warning"), "\(target): \(output.log)")
-        for entryPoint in RoutingLaunchPlan.EntryPoint.allCases {
-            let function = try #require(report[function: entryPoint.rawValue], "\(target): no ptxas report for \(entryPoint)")
-            #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(target) \(entryPoint) spills")
-            #expect(function.stackFrameBytes == 0, "\(target) \(entryPoint) has a stack frame")
-            #expect(function.localMemoryBytes == 0, "\(target) \(entryPoint) uses local memory")
+        for name in RoutingLaunchPlan.EntryPoint.allCases.flatMap(\.kernelNames) {
+            let function = try #require(report[function: name], "\(target): no ptxas report for \(name)")
+            #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(target) \(name) spills")
+            #expect(function.stackFrameBytes == 0, "\(target) \(name) has a stack frame")
+            #expect(function.localMemoryBytes == 0, "\(target) \(name) uses local memory")
             // __launch_bounds__(1024): at most 64 registers per thread.
-            #expect(function.registers > 0 && function.registers <= 64, "\(target) \(entryPoint): \(function.registers) registers")
-            let staticShared = entryPoint == .general ? RoutingLaunchPlan.staticSharedMemoryByteCount : 0
-            #expect(function.sharedMemoryBytes == staticShared, "\(target) \(entryPoint): static shared memory")
+            #expect(function.registers > 0 && function.registers <= 64, "\(target) \(name): \(function.registers) registers")
+            // The scan's warp totals: the one-block kernel and the blocks path's scan launch.
+            let scans = [RoutingLaunchPlan.EntryPoint.general.rawValue, RoutingLaunchPlan.EntryPoint.blockKernels[1]]
+            let staticShared = scans.contains(name) ? RoutingLaunchPlan.staticSharedMemoryByteCount : 0
+            #expect(function.sharedMemoryBytes == staticShared, "\(target) \(name): static shared memory")
         }
     }
 
-    @Test("launch geometry: few ids a thread per expert; else one counting warp per 128 ids, about one thread per expert, shared memory within 48 KiB")
+    @Test("launch geometry: few ids a thread per expert; else one counting warp per 128 ids, about one thread per expert, shared memory within 48 KiB; many ids over blocks")
     func launchPlans() {
         let single = RoutingLaunchPlan.make(idCount: 8, expertCount: 256)
         #expect(single == RoutingLaunchPlan(
@@ -59,15 +62,26 @@ struct RoutingCompileTests {
         let medium = RoutingLaunchPlan.make(idCount: 512, expertCount: 256)
         #expect(medium == RoutingLaunchPlan(
             entryPoint: .general, grid: 1, countingWarps: 4, blockWarps: 8, chunkSize: 128, sharedMemoryByteCount: 5 * 1024))
+        let belowBlocks = RoutingLaunchPlan.make(idCount: 2047, expertCount: 256)
+        #expect(belowBlocks == RoutingLaunchPlan(
+            entryPoint: .general, grid: 1, countingWarps: 16, blockWarps: 16, chunkSize: 128, sharedMemoryByteCount: 17 * 1024))
         let large = RoutingLaunchPlan.make(idCount: 32768, expertCount: 256)
         #expect(large == RoutingLaunchPlan(
-            entryPoint: .general, grid: 1, countingWarps: 32, blockWarps: 32, chunkSize: 1024, sharedMemoryByteCount: 33 * 1024))
+            entryPoint: .blocks, grid: 64, countingWarps: 4, blockWarps: 8, chunkSize: 128, sharedMemoryByteCount: 5 * 1024,
+            blockCount: 64, blockChunk: 512, scanSharedMemoryByteCount: 5 * 1024))
+        #expect(large.launches == [
+            .init(kernelName: "nvfp4_routing_count_blocks", grid: 64, block: 256, sharedMemoryByteCount: 1024),
+            .init(kernelName: "nvfp4_routing_scan_blocks", grid: 1, block: 1024, sharedMemoryByteCount: 5 * 1024),
+            .init(kernelName: "nvfp4_routing_scatter_blocks", grid: 64, block: 256, sharedMemoryByteCount: 5 * 1024),
+        ])
         let wide = RoutingLaunchPlan.make(idCount: 32768, expertCount: 1024)
         #expect(wide == RoutingLaunchPlan(
-            entryPoint: .general, grid: 1, countingWarps: 10, blockWarps: 32, chunkSize: 3296, sharedMemoryByteCount: 44 * 1024))
+            entryPoint: .blocks, grid: 32, countingWarps: 8, blockWarps: 32, chunkSize: 128, sharedMemoryByteCount: 36 * 1024,
+            blockCount: 32, blockChunk: 1024, scanSharedMemoryByteCount: 8 * 1024))
         #expect(RoutingLaunchPlan.maxExpertCount == 6112)
         let widest = RoutingLaunchPlan.make(idCount: 1 << 20, expertCount: RoutingLaunchPlan.maxExpertCount)
-        #expect(widest.countingWarps == 1 && widest.blockWarps == 32 && widest.chunkSize == 1 << 20)
+        #expect(widest.entryPoint == .blocks && widest.countingWarps == 1 && widest.blockWarps == 32)
+        #expect(widest.blockChunk == 6144 && widest.blockCount == 170 && widest.chunkSize == 6144)
         #expect(medium.description == "1 block × 256 threads (4 counting warps × 128 ids), 5120 B shared")
 
         for expertCount in [1, 2, 3, 31, 32, 33, 36, 255, 256, 1000, 1024, 4096, RoutingLaunchPlan.maxExpertCount] {
@@ -81,13 +95,25 @@ struct RoutingCompileTests {
                     #expect((plan.grid - 1) * plan.block < expertCount + 1, "\(shape): an idle block")
                     continue
                 }
-                #expect(plan.entryPoint == .general && plan.grid == 1, "\(shape)")
                 #expect(plan.countingWarps >= 1 && plan.countingWarps <= plan.blockWarps, "\(shape)")
-                #expect(plan.chunkSize % 32 == 0 && plan.countingWarps * plan.chunkSize >= idCount, "\(shape)")
-                #expect((plan.countingWarps - 1) * plan.chunkSize < idCount, "\(shape): an idle counting warp")
                 #expect(plan.sharedMemoryByteCount == (plan.countingWarps + 1) * expertCount * 4, "\(shape)")
                 #expect(plan.sharedMemoryByteCount + RoutingLaunchPlan.staticSharedMemoryByteCount <= 48 * 1024, "\(shape)")
                 #expect(plan.block >= min(expertCount, 1024) || plan.blockWarps == 32, "\(shape): experts per thread")
+                let chunk = max(512, (expertCount + 127) / 128 * 128, ((idCount + 255) / 256 + 127) / 128 * 128)
+                if plan.entryPoint == .blocks {
+                    #expect(plan.blockChunk >= max(expertCount, 512) && plan.blockChunk % 128 == 0, "\(shape)")
+                    #expect((4...256).contains(plan.blockCount) && plan.grid == plan.blockCount, "\(shape)")
+                    #expect(plan.blockCount * plan.blockChunk <= idCount && idCount < (plan.blockCount + 1) * plan.blockChunk,
+                            "\(shape): the last block takes the rest")
+                    #expect(plan.chunkSize % 32 == 0 && plan.countingWarps * plan.chunkSize >= plan.blockChunk, "\(shape)")
+                    #expect(plan.scanSharedMemoryByteCount + RoutingLaunchPlan.staticSharedMemoryByteCount <= 48 * 1024, "\(shape)")
+                    #expect(plan.launches.map(\.kernelName) == RoutingLaunchPlan.EntryPoint.blockKernels, "\(shape)")
+                    continue
+                }
+                #expect(idCount / chunk < 4, "\(shape): four block chunks take the blocks path")
+                #expect(plan.entryPoint == .general && plan.grid == 1 && plan.blockCount == 1, "\(shape)")
+                #expect(plan.chunkSize % 32 == 0 && plan.countingWarps * plan.chunkSize >= idCount, "\(shape)")
+                #expect((plan.countingWarps - 1) * plan.chunkSize < idCount, "\(shape): an idle counting warp")
             }
         }
     }

@@ -135,7 +135,7 @@ struct RoutingLayoutGPUTests {
         for tokenCount in Self.tokenCounts {
             for topk in Self.topks {
                 for expertCount in Self.expertCounts {
-                    for mode in 0..<4 where mode < 3 || tokenCount == 64 {
+                    for mode in 0..<4 where mode < 3 || tokenCount == 64 || tokenCount == 4096 {
                         seed += 1
                         let ids = routingIds(tokenCount: tokenCount, topk: topk, expertCount: expertCount, seed: seed, mode: mode)
                         let expected = try RoutingLayout(
@@ -171,6 +171,26 @@ struct RoutingLayoutGPUTests {
         try context.synchronizeOutsideCaptures()
         let difference = try device.outputs().firstDifference(from: expected)
         #expect(difference == nil, "\(difference ?? "")")
+    }
+
+    @Test("the blocks path at its edges: the fewest ids that take it, the last block's remainder, the widest E, 256 blocks",
+          arguments: [(2048, 1, 8), (2047, 1, 8), (2049, 1, 300), (4000, 8, RoutingLaunchPlan.maxExpertCount),
+                      (65536, 8, 256), (65536, 8, 3), (3000, 3, 1)])
+    func blocksPathEdges(tokenCount: Int, topk: Int, expertCount: Int) throws {
+        let context = try requireGPUOrSkip()
+        let builder = try CUDARoutingLayoutBuilder(context: context)
+        for (mode, rule) in [(0, ExpertSegments.ScaleOffsetRule.roundedPrefixSum), (1, .closedForm), (2, .roundedPrefixSum),
+                             (3, .closedForm)] {
+            let ids = routingIds(tokenCount: tokenCount, topk: topk, expertCount: expertCount, seed: 0x7000 + UInt64(mode), mode: mode)
+            let expected = try RoutingLayout(topkIds: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule)
+            let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
+            try device.poisonOutputs()
+            try builder.buildLayout(device.arguments(rule: rule))
+            try context.synchronizeOutsideCaptures()
+            let plan = try builder.plan(for: device.arguments(rule: rule))
+            let difference = try device.outputs().firstDifference(from: expected)
+            #expect(difference == nil, "T=\(tokenCount) topk=\(topk) E=\(expertCount) mode \(mode) \(rule) (\(plan)): \(difference ?? "")")
+        }
     }
 
     @Test("a captured CUDA graph replays the layout on new ids of the same shape")

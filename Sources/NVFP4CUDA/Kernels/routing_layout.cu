@@ -81,8 +81,10 @@ struct RoutingParams {
   int32_t countingWarps;     // A, 1 ≤ A ≤ blockDim.x / 32
   int32_t chunkSize;         // ids per counting warp, a multiple of 32, A·chunk ≥ N
   int32_t closedForm;        // 1: closed-form scale offsets; 0: rounded prefix sum
+  int32_t blockCount;        // B: blocks of the three-kernel path (routing_layout_blocks.cu); 1 here
+  int32_t blockChunk;        // ids per block there (the last block takes the rest); N here
 };
-static_assert(sizeof(RoutingParams) == 72, "RoutingParams layout changed: update Swift");
+static_assert(sizeof(RoutingParams) == 80, "RoutingParams layout changed: update Swift");
 // NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_offsetof)
@@ -90,6 +92,7 @@ static_assert(__builtin_offsetof(RoutingParams, destinationRows) == 40, "Routing
 static_assert(__builtin_offsetof(RoutingParams, idCount) == 48, "RoutingParams layout changed");
 static_assert(__builtin_offsetof(RoutingParams, countingWarps) == 60, "RoutingParams layout changed");
 static_assert(__builtin_offsetof(RoutingParams, closedForm) == 68, "RoutingParams layout changed");
+static_assert(__builtin_offsetof(RoutingParams, blockChunk) == 76, "RoutingParams layout changed");
 #endif
 #endif
 
@@ -190,6 +193,20 @@ __device__ void scatterRoutes(const RoutingParams& p, int32_t* warpNext, const i
   }
 }
 
+// Phase 3: thread per expert (strided): warpCounts[w][e] becomes the exclusive prefix over
+// warps; the expert's count goes to totals[e] when totals is not null.
+__device__ void warpPrefixes(int32_t* warpCounts, int32_t countingWarps, int32_t experts, int32_t* totals) {
+  for (int32_t e = threadIdx.x; e < experts; e += blockDim.x) {
+    int32_t running = 0;
+    for (int w = 0; w < countingWarps; ++w) {
+      const int32_t count = warpCounts[w * experts + e];
+      warpCounts[w * experts + e] = running;
+      running += count;
+    }
+    if (totals != nullptr) totals[e] = running;
+  }
+}
+
 // Phase 4: the block-wide exclusive scan of (rows, scaleRows), one pair per thread.
 // Returns the sums over all lower threads; `__syncthreads` inside, so every thread calls it.
 __device__ void scanSegments(int32_t rows, int32_t scaleRows, int32_t& rowsBefore, int32_t& scaleRowsBefore) {
@@ -254,15 +271,7 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
   __syncthreads();
 
   // 3. warpPrefixes
-  for (int32_t e = threadIdx.x; e < experts; e += blockDim.x) {
-    int32_t running = 0;
-    for (int w = 0; w < p.countingWarps; ++w) {
-      const int32_t count = warpCounts[w * experts + e];
-      warpCounts[w * experts + e] = running;
-      running += count;
-    }
-    expertRows[e] = running;
-  }
+  warpPrefixes(warpCounts, p.countingWarps, experts, expertRows);
   __syncthreads();
 
   // 4. scanSegments: thread t owns experts [first, last), consecutive.

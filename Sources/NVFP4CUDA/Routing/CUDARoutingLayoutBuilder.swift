@@ -29,9 +29,11 @@ public final class CUDARoutingLayoutBuilder: Sendable {
         if let kernel = loaded.withLock({ $0 }) { return kernel }
         let compiled = try cache.image(for: RoutingKernel.request(for: target))
         let module = try CUDAModule(context: context, image: compiled.image)
-        let kernel = LoadedRoutingKernel(
-            fewIds: try module.function(named: RoutingLaunchPlan.EntryPoint.fewIds.rawValue),
-            general: try module.function(named: RoutingLaunchPlan.EntryPoint.general.rawValue), origin: compiled.origin)
+        var functions: [String: CUDAFunction] = [:]
+        for name in RoutingLaunchPlan.EntryPoint.allCases.flatMap(\.kernelNames) {
+            functions[name] = try module.function(named: name)
+        }
+        let kernel = LoadedRoutingKernel(functions: functions, origin: compiled.origin)
         return loaded.withLock { slot in
             if let existing = slot { return existing }
             slot = kernel
@@ -52,8 +54,8 @@ public final class CUDARoutingLayoutBuilder: Sendable {
         return RoutingLaunchPlan.make(idCount: arguments.idCount, expertCount: arguments.expertCount)
     }
 
-    /// Enqueues building the layout of `arguments.topkIds` on `stream`: one launch, no
-    /// allocation, no synchronization.
+    /// Enqueues building the layout of `arguments.topkIds` on `stream`: one launch (three for
+    /// many ids: ``RoutingLaunchPlan``), no allocation, no synchronization.
     ///
     /// Writes `counts`, both offset tables and `destinationRows` entirely, and `permutation`
     /// rows `0 ..< off[E]` (rows past `off[E]` are untouched). Ids outside `−1 ..< E` count as
@@ -65,17 +67,29 @@ public final class CUDARoutingLayoutBuilder: Sendable {
     ///   loaded or launched. Call ``prepare()`` before capturing a graph.
     public func buildLayout(_ arguments: DeviceRoutingArguments, stream: CUDAStreamHandle = .legacyDefault) throws {
         let plan = try plan(for: arguments)
-        var parameters = arguments.parameters(plan: plan)
-        try kernel().function(for: plan.entryPoint).launch(
-            grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
-            stream: stream, parameters: &parameters)
+        let kernel = try kernel()
+        for launch in plan.launches {
+            var parameters = arguments.parameters(plan: plan)
+            try kernel.function(named: launch.kernelName).launch(
+                grid: Dim3(launch.grid), block: Dim3(launch.block), sharedMemoryByteCount: launch.sharedMemoryByteCount,
+                stream: stream, parameters: &parameters)
+        }
     }
 }
 
 /// Kernels/routing_layout.cu: its source, program name, options and entry point.
 public enum RoutingKernel {
-    /// The kernel source, embedded at build time.
-    public static var source: [UInt8] { PackageResources.routing_layout_cu }
+    /// The kernel's files, embedded at build time, in the order they are joined: the blocks
+    /// path uses what routing_layout.cu declares.
+    static let sourceParts: [(name: String, text: [UInt8])] = [
+        ("routing_layout.cu", PackageResources.routing_layout_cu),
+        ("routing_layout_blocks.cu", PackageResources.routing_layout_blocks_cu),
+    ]
+    /// The kernel source: the parts joined, each after a `#line 1 "name"` directive so NVRTC's
+    /// diagnostics name the real file and line.
+    public static let source: [UInt8] = sourceParts.flatMap { part in
+        Array("#line 1 \"\(part.name)\"\n".utf8) + part.text + (part.text.last == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
+    }
     /// NVRTC's program name: the file name, so log lines point at real lines.
     public static let programName = "routing_layout.cu"
     /// NVRTC options besides the architecture, in a fixed order (they are part of the cache key).
@@ -87,16 +101,15 @@ public enum RoutingKernel {
     }
 }
 
-/// The loaded entry points and where their image came from.
+/// The loaded kernels, by name, and where their image came from.
 struct LoadedRoutingKernel: Sendable {
-    let fewIds: CUDAFunction
-    let general: CUDAFunction
+    let functions: [String: CUDAFunction]
     let origin: CompiledKernel.Origin
 
-    func function(for entryPoint: RoutingLaunchPlan.EntryPoint) -> CUDAFunction {
-        switch entryPoint {
-        case .fewIds: fewIds
-        case .general: general
+    func function(named name: String) throws -> CUDAFunction {
+        guard let function = functions[name] else {
+            throw NVFP4Error.invalidArgument(argument: "kernelName", reason: "no routing kernel \(name)")
         }
+        return function
     }
 }

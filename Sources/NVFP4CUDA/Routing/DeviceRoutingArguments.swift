@@ -100,14 +100,15 @@ public struct DeviceRoutingArguments: Hashable, Sendable {
             topkIds: topkIds, counts: counts, inputOffsets: inputOffsets, scaleOffsets: scaleOffsets,
             permutation: permutation, destinationRows: destinationRows, idCount: Int32(idCount),
             topk: Int32(topk), expertCount: Int32(expertCount), countingWarps: Int32(plan.countingWarps),
-            chunkSize: Int32(plan.chunkSize), closedForm: rule == .closedForm ? 1 : 0)
+            chunkSize: Int32(plan.chunkSize), closedForm: rule == .closedForm ? 1 : 0,
+            blockCount: Int32(plan.blockCount), blockChunk: Int32(plan.blockChunk))
     }
 }
 
 /// Swift's mirror of `RoutingParams` in Kernels/routing_layout.cu, the one by-value argument of
-/// `nvfp4_routing_layout`. The kernel `static_assert`s size 72 and the offsets of
-/// `destinationRows` (40), `idCount` (48), `countingWarps` (60) and `closedForm` (68); a test
-/// checks the same here.
+/// every routing kernel. The kernel `static_assert`s size 80 and the offsets of
+/// `destinationRows` (40), `idCount` (48), `countingWarps` (60), `closedForm` (68) and
+/// `blockChunk` (76); a test checks the same here.
 public struct RoutingLayoutParameters: BitwiseCopyable, Equatable, Sendable {
     public var topkIds: UInt64
     public var counts: UInt64
@@ -122,4 +123,8 @@ public struct RoutingLayoutParameters: BitwiseCopyable, Equatable, Sendable {
     public var chunkSize: Int32
     /// 1: closed-form scale offsets; 0: rounded prefix sum.
     public var closedForm: Int32
+    /// Blocks of the three-launch path (1 otherwise).
+    public var blockCount: Int32
+    /// Ids per block of the three-launch path (0 otherwise).
+    public var blockChunk: Int32
 }
