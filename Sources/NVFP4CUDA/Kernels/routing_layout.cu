@@ -8,7 +8,8 @@
 // Legend: T tokens, topk choices per token, N = T·topk flattened ids (i = t·topk + k), E local
 // experts, A counting warps, W = blockDim.x / 32 warps in the block (W ≥ A).
 //
-// Grid mapping of nvfp4_routing_layout (N > 32): ONE block of 32·W threads (W ≤ 32). Warp w < A
+// Grid mapping of nvfp4_routing_layout (N > 32, below the blocks path of
+// routing_layout_blocks.cu, which reuses phases 2–5): ONE block of 32·W threads (W ≤ 32). Warp w < A
 // counts, then scatters, the contiguous chunk of ids [w·chunk, min((w+1)·chunk, N)) (chunk a
 // multiple of 32, chosen by the host so that A·chunk ≥ N); the threads of the whole block share
 // the per-expert work. Phases, separated by __syncthreads:
@@ -82,7 +83,7 @@ struct RoutingParams {
   int32_t chunkSize;         // ids per counting warp, a multiple of 32, A·chunk ≥ N
   int32_t closedForm;        // 1: closed-form scale offsets; 0: rounded prefix sum
   int32_t blockCount;        // B: blocks of the three-kernel path (routing_layout_blocks.cu); 1 here
-  int32_t blockChunk;        // ids per block there (the last block takes the rest); N here
+  int32_t blockChunk;        // ids per block there (the last block takes the rest); unused here
 };
 static_assert(sizeof(RoutingParams) == 80, "RoutingParams layout changed: update Swift");
 // NVRTC 13.0 has no __builtin_offsetof; newer ones (and CI's) check the offsets too.
@@ -247,6 +248,37 @@ __device__ void scanSegments(int32_t rows, int32_t scaleRows, int32_t& rowsBefor
   scaleRowsBefore = __shfl_sync(kFullMask, totalScaleRowsThrough - totalScaleRows, warp) + scaleRowsThrough - scaleRows;
 }
 
+// Phase 4, after the scan: thread t owns experts [first, last), consecutive; the block-wide scan
+// of their (rows, rounded rows) gives counts [E], input offsets [E + 1] and scale offsets
+// [E + 1] (either rule), and expertRows[e] turns from e's row count into off[e]. Every thread
+// of the block calls it (scanSegments has a barrier).
+__device__ void writeSegmentTables(const RoutingParams& p, int32_t* expertRows) {
+  const int32_t experts = p.expertCount;
+  const int32_t perThread = (experts + blockDim.x - 1) / blockDim.x;
+  const int32_t first = min(int32_t(threadIdx.x) * perThread, experts);
+  const int32_t last = min(first + perThread, experts);
+  int32_t rows = 0, scaleRows = 0;
+  for (int32_t e = first; e < last; ++e) {
+    rows += expertRows[e];
+    scaleRows += roundUp128(expertRows[e]);
+  }
+  int32_t offset, scaleOffset;
+  scanSegments(rows, scaleRows, offset, scaleOffset);
+  for (int32_t e = first; e < last; ++e) {
+    const int32_t count = expertRows[e];
+    p.counts[e] = count;
+    p.inputOffsets[e] = offset;
+    p.scaleOffsets[e] = p.closedForm ? roundUp128(offset + 127 * e) : scaleOffset;
+    expertRows[e] = offset;
+    offset += count;
+    scaleOffset += roundUp128(count);
+  }
+  if (threadIdx.x == blockDim.x - 1) {  // its sums run through expert E − 1
+    p.inputOffsets[experts] = offset;
+    p.scaleOffsets[experts] = p.closedForm ? roundUp128(offset + 127 * experts) : scaleOffset;
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routing_layout(const RoutingParams p) {
   extern __shared__ int32_t shared[];
   const int32_t experts = p.expertCount;
@@ -274,30 +306,8 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
   warpPrefixes(warpCounts, p.countingWarps, experts, expertRows);
   __syncthreads();
 
-  // 4. scanSegments: thread t owns experts [first, last), consecutive.
-  const int32_t perThread = (experts + blockDim.x - 1) / blockDim.x;
-  const int32_t first = min(int32_t(threadIdx.x) * perThread, experts);
-  const int32_t last = min(first + perThread, experts);
-  int32_t rows = 0, scaleRows = 0;
-  for (int32_t e = first; e < last; ++e) {
-    rows += expertRows[e];
-    scaleRows += roundUp128(expertRows[e]);
-  }
-  int32_t offset, scaleOffset;
-  scanSegments(rows, scaleRows, offset, scaleOffset);
-  for (int32_t e = first; e < last; ++e) {
-    const int32_t count = expertRows[e];
-    p.counts[e] = count;
-    p.inputOffsets[e] = offset;
-    p.scaleOffsets[e] = p.closedForm ? roundUp128(offset + 127 * e) : scaleOffset;
-    expertRows[e] = offset;
-    offset += count;
-    scaleOffset += roundUp128(count);
-  }
-  if (threadIdx.x == blockDim.x - 1) {  // its sums run through expert E − 1
-    p.inputOffsets[experts] = offset;
-    p.scaleOffsets[experts] = p.closedForm ? roundUp128(offset + 127 * experts) : scaleOffset;
-  }
+  // 4. scanSegments
+  writeSegmentTables(p, expertRows);
   __syncthreads();
 
   // 5. scatterRoutes

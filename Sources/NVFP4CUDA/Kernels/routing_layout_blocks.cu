@@ -1,7 +1,7 @@
 // routing_layout_blocks.cu — the routing layout of many ids over many blocks: three launches.
 //
 // Purpose: the same values as nvfp4_routing_layout (routing_layout.cu, joined before this part:
-// RoutingParams, the batch loaders, countRoutes, scatterRoutes, warpPrefixes and scanSegments
+// RoutingParams, the batch loaders, countRoutes, scatterRoutes, warpPrefixes and writeSegmentTables
 // come from there), for N large enough that one block's counting and scattering would keep a
 // single SM busy for tens of microseconds (62.8 µs at T = 4096, topk = 8, E = 256 on an H100).
 //
@@ -77,41 +77,9 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
     groupRows[j] = rows;
   }
   __syncthreads();
-  for (int32_t e = threadIdx.x; e < experts; e += blockDim.x) {
-    int32_t running = 0;
-    for (int32_t g = 0; g < groups; ++g) {
-      const int32_t rows = groupRows[g * experts + e];
-      groupRows[g * experts + e] = running;
-      running += rows;
-    }
-    expertRows[e] = running;
-  }
+  warpPrefixes(groupRows, groups, experts, expertRows);  // per group instead of per warp
   __syncthreads();
-
-  // The one-block kernel's phase 4: thread t owns experts [first, last), consecutive.
-  const int32_t perThread = (experts + blockDim.x - 1) / blockDim.x;
-  const int32_t first = min(int32_t(threadIdx.x) * perThread, experts);
-  const int32_t last = min(first + perThread, experts);
-  int32_t rows = 0, scaleRows = 0;
-  for (int32_t e = first; e < last; ++e) {
-    rows += expertRows[e];
-    scaleRows += roundUp128(expertRows[e]);
-  }
-  int32_t offset, scaleOffset;
-  scanSegments(rows, scaleRows, offset, scaleOffset);
-  for (int32_t e = first; e < last; ++e) {
-    const int32_t count = expertRows[e];
-    p.counts[e] = count;
-    p.inputOffsets[e] = offset;
-    p.scaleOffsets[e] = p.closedForm ? roundUp128(offset + 127 * e) : scaleOffset;
-    expertRows[e] = offset;
-    offset += count;
-    scaleOffset += roundUp128(count);
-  }
-  if (threadIdx.x == blockDim.x - 1) {  // its sums run through expert E − 1
-    p.inputOffsets[experts] = offset;
-    p.scaleOffsets[experts] = p.closedForm ? roundUp128(offset + 127 * experts) : scaleOffset;
-  }
+  writeSegmentTables(p, expertRows);
   __syncthreads();
 
   // Block b's table: off[e] + rows of e in the blocks before b.
