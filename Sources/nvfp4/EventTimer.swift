@@ -37,7 +37,8 @@ final class EventTimer {
     /// The median of `runs` timings of `body`, after 3 untimed warm-up calls: batches of
     /// ``batch`` calls, each batch queued behind `hold(µs)` (a kernel that keeps `stream` busy
     /// that long). A batch whose queueing took the host more than half the hold is timed again
-    /// behind a hold twice as long, so no call waits for the host.
+    /// behind a hold twice as long, so that no call waits for the host — up to a hold of about
+    /// 100 ms, past which a batch is kept as it is (a host that slow would be timed in too).
     func queuedMedian(runs: Int, stream: CUDAStreamHandle, hold: (Double) throws -> Void,
                       _ body: () throws -> Void) throws -> Double {
         for _ in 0..<3 { try body() }

@@ -231,7 +231,7 @@ struct FusedBench {
 }
 
 extension FusedBench {
-    /// Routing → layout on the GPU (one launch), per call inside a replayed graph, against the
+    /// Routing → layout on the GPU (one launch; three for many ids), per call inside a replayed graph, against the
     /// empty kernel; checked once against the CPU builder.
     func routingLayout(tokens T: Int, topk: Int, experts E: Int) throws -> FusedBenchRow {
         let builder = try CUDARoutingLayoutBuilder(context: quantizer.context)

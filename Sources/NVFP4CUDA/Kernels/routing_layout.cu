@@ -2,8 +2,9 @@
 //
 // Purpose: the device twin of the CPU `RoutingLayout` (Sources/NVFP4/Layout/RoutingLayout.swift),
 // value for value: per-expert row counts, input offsets, scale offsets (either rule), the
-// permutation (destination row → source token) and each (t, k)'s destination row. One launch,
-// no allocation, no host synchronization, deterministic: it can be captured into a CUDA graph.
+// permutation (destination row → source token) and each (t, k)'s destination row. One launch
+// (three on the blocks path, routing_layout_blocks.cu), no allocation, no host synchronization,
+// deterministic: it can be captured into a CUDA graph.
 //
 // Legend: T tokens, topk choices per token, N = T·topk flattened ids (i = t·topk + k), E local
 // experts, A counting warps, W = blockDim.x / 32 warps in the block (W ≥ A).
@@ -67,7 +68,7 @@ constexpr int kBatch = 4;              // 32-id groups per warp loaded before an
 constexpr uint32_t kFullMask = 0xffffffffu;
 constexpr int32_t kSkipped = -1;
 
-// The one argument of nvfp4_routing_layout. Mirrored by Swift's `RoutingLayoutParameters`;
+// The one argument of every routing kernel. Mirrored by Swift's `RoutingLayoutParameters`;
 // a test checks its size and offsets against these assertions.
 struct RoutingParams {
   const int32_t* topkIds;    // [N]
@@ -80,7 +81,8 @@ struct RoutingParams {
   int32_t topk;              // ≥ 1
   int32_t expertCount;       // E ≥ 1
   int32_t countingWarps;     // A, 1 ≤ A ≤ blockDim.x / 32
-  int32_t chunkSize;         // ids per counting warp, a multiple of 32, A·chunk ≥ N
+  int32_t chunkSize;         // ids per counting warp, a multiple of 32, A·chunk ≥ N (one block;
+                             // the blocks path sizes each block's own from its range)
   int32_t closedForm;        // 1: closed-form scale offsets; 0: rounded prefix sum
   int32_t blockCount;        // B: blocks of the three-kernel path (routing_layout_blocks.cu); 1 here
   int32_t blockChunk;        // ids per block there (the last block takes the rest); unused here

@@ -48,11 +48,16 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
   blockRange(p, begin, end);
   for (int32_t e = threadIdx.x; e < p.expertCount; e += blockDim.x) blockCounts[e] = 0;
   __syncthreads();
-  const int32_t stride = int32_t(blockDim.x);
-  for (int32_t base = begin + int32_t(threadIdx.x); base < end; base += kBatch * stride) {
+  // 64-bit: a batch reaches up to 4·blockDim − 1 ids past the range, more than the host's
+  // N + 128·(E + 1) ≤ INT32_MAX leaves room for.
+  const int64_t stride = blockDim.x;
+  for (int64_t base = begin + int64_t(threadIdx.x); base < end; base += kBatch * stride) {
     int32_t expert[kBatch];
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) expert[u] = localExpert(p, base + u * stride, end);
+    for (int u = 0; u < kBatch; ++u) {
+      const int64_t i = base + u * stride;
+      expert[u] = i < end ? localExpert(p, int32_t(i), end) : kSkipped;
+    }
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       if (expert[u] != kSkipped) atomicAdd(blockCounts + expert[u], 1);
@@ -105,8 +110,8 @@ extern "C" __global__ void __launch_bounds__(kMaxWarps * kWarpSize) nvfp4_routin
   int32_t blockBegin, blockEnd;
   blockRange(p, blockBegin, blockEnd);
   const int32_t warpChunk = ((blockEnd - blockBegin + p.countingWarps - 1) / p.countingWarps + 31) & ~31;
-  const int32_t begin = min(blockBegin + warp * warpChunk, blockEnd);
-  const int32_t end = min(begin + warpChunk, blockEnd);
+  const int32_t begin = int32_t(min(int64_t(blockBegin) + int64_t(warp) * warpChunk, int64_t(blockEnd)));
+  const int32_t end = int32_t(min(int64_t(begin) + warpChunk, int64_t(blockEnd)));
   const bool isCountingWarp = warp < p.countingWarps;
 
   int32_t firstBatch[kBatch];

@@ -4,11 +4,12 @@ import NVFP4
 /// ``RoutingLayout``, value for value (counts, input offsets, scale offsets by either rule, the
 /// stable permutation and the destination rows).
 ///
-/// One module per device (Kernels/routing_layout.cu has no compile-time parameters: the shape
-/// and the rule are launch arguments), compiled or loaded from the ``KernelCache`` on first use.
-/// The device-address API (``buildLayout(_:stream:)``) is one kernel launch on the caller's
-/// stream: it allocates nothing and never waits for the GPU, so it can be captured into a CUDA
-/// graph. The result is deterministic.
+/// One module per device (Kernels/routing_layout.cu and routing_layout_blocks.cu, joined; no
+/// compile-time parameters: the shape and the rule are launch arguments), compiled or loaded
+/// from the ``KernelCache`` on first use. The device-address API (``buildLayout(_:stream:)``) is
+/// one kernel launch on the caller's stream, three for many ids (``RoutingLaunchPlan``): it
+/// allocates nothing and never waits for the GPU, so it can be captured into a CUDA graph. The
+/// result is deterministic.
 public final class CUDARoutingLayoutBuilder: Sendable {
     public let context: CUDAContext
     public let target: KernelTarget

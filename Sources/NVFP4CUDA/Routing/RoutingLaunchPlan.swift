@@ -1,5 +1,5 @@
-/// The geometry of one routing-layout launch: a value computed from `N = T·topk` and `E` alone,
-/// so it can be tested without a GPU.
+/// The geometry of one routing-layout call (one launch, or three on the blocks path): a value
+/// computed from `N = T·topk` and `E` alone, so it can be tested without a GPU.
 ///
 /// Three entry points. Up to ``fewIdsLimit`` ids (the decode step) `nvfp4_routing_layout_few_ids`
 /// runs a thread per expert over ⌈(E + 1) / block⌉ blocks, every warp holding all ids in its
@@ -19,7 +19,8 @@
 /// | 32768 (T = 4096) | 256 | blocks | 64 × 256, 1 × 1024, 64 × 256 | 4 | 128 (512 a block) | 1, 5, 5 KiB |
 /// | 32768 | 1024 | blocks | 32 × 1024, 1 × 1024, 32 × 1024 | 8 | 128 (1024 a block) | 4, 8, 36 KiB |
 public struct RoutingLaunchPlan: Hashable, Sendable, CustomStringConvertible {
-    /// The kernel a plan launches.
+    /// The path a plan takes: its raw value names the kernel of a one-launch path; the blocks
+    /// path launches ``blockKernels`` (``kernelNames`` lists what each path launches).
     public enum EntryPoint: String, Hashable, Sendable, CaseIterable {
         /// `N ≤ fewIdsLimit`: a thread per expert, ids held in every warp's lanes.
         case fewIds = "nvfp4_routing_layout_few_ids"
