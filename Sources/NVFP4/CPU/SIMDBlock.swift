@@ -87,21 +87,6 @@ enum SIMDBlock {
         return Float(bitPattern: UInt32(bitPattern: max(max(four[0], four[1]), max(four[2], four[3]))))
     }
 
-    /// Step 1 for four blocks at once, as one vector: each block's eight lane pairs are reduced
-    /// to four lanes, then the four blocks' partial maxima are transposed into place by two
-    /// rounds of even/odd interleaving (`shufps` on SSE2) with a lane maximum after each.
-    @inline(__always)
-    static func blockAbsMax(_ a: BlockLanes, _ b: BlockLanes, _ c: BlockLanes, _ d: BlockLanes) -> SIMD4<Float> {
-        @inline(__always) func partial(_ block: BlockLanes) -> SIMD4<Int32> {
-            let eight = lanesMax(magnitudesWithoutNaN(block.even), magnitudesWithoutNaN(block.odd))
-            return lanesMax(eight.lowHalf, eight.highHalf)
-        }
-        let ab = SIMD8(lowHalf: partial(a), highHalf: partial(b))
-        let cd = SIMD8(lowHalf: partial(c), highHalf: partial(d))
-        let halves = SIMD8(lowHalf: lanesMax(ab.evenHalf, ab.oddHalf), highHalf: lanesMax(cd.evenHalf, cd.oddHalf))
-        return unsafeBitCast(lanesMax(halves.evenHalf, halves.oddHalf), to: SIMD4<Float>.self)
-    }
-
     /// Step 3 for the scales this path produces (non-negative, not NaN): nearest-even by integer
     /// rounding of the mantissa at bit 20, saturated to 448. Equal to ``E4M3/code(rounding:)`` on
     /// that domain (tested over a sweep of bit patterns).
@@ -112,23 +97,6 @@ enum SIMDBlock {
         let bits = scale.bitPattern
         let rounded = bits &+ 0x7FFFF &+ ((bits >> 20) & 1)
         return UInt8(truncatingIfNeeded: min((rounded >> 20) &- ((127 - 7) << 3), 0x7E))
-    }
-
-    /// Steps 2–4 for four blocks at once: their E4M3 scale bytes and output scales, from their
-    /// absolute maxima. Lane for lane the same IEEE operations as the scalar steps
-    /// (``QuantizationSteps/blockScale(absMax:globalScale:)``, ``encodeBlockScale(_:)``,
-    /// ``QuantizationSteps/outputScale(decodedScale:globalScale:)``), so the same bits; four
-    /// blocks share one vector division instead of a chain of four.
-    @inline(__always)
-    static func blockScales(absMax: SIMD4<Float>, globalScale gs: Float, reciprocalGlobalScale: Float)
-        -> (bytes: SIMD4<Int32>, outputScales: SIMD4<Float>) {
-        let sf = gs * (absMax * QuantizationSteps.reciprocalOfSix)
-        let bytes = encodeBlockScales(sf)
-        let decoded = decodeBlockScales(bytes)
-        let quotient = SIMD4<Float>(repeating: 1) / (decoded * reciprocalGlobalScale)
-        let zero = unsafeBitCast(bytes .== SIMD4<Int32>(repeating: 0), to: SIMD4<Int32>.self)
-        let outputScales = unsafeBitCast(unsafeBitCast(quotient, to: SIMD4<Int32>.self) & ~zero, to: SIMD4<Float>.self)
-        return (bytes, outputScales)
     }
 
     /// ``encodeBlockScale(_:)`` on four lanes, both of its branches computed and selected.
@@ -142,15 +110,6 @@ enum SIMDBlock {
         // Below 2⁻⁶: m·2⁻⁹, m = scale·512 rounded to nearest-even by the adder (exact below 2²²).
         let subnormal = unsafeBitCast(scale * 512 + 0x1p23, to: SIMD4<Int32>.self) &- 0x4B00_0000
         return normal.replacing(with: subnormal, where: bits .< SIMD4<Int32>(repeating: 0x3C80_0000))
-    }
-
-    /// ``E4M3/decode(_:)`` on four lanes of codes in 0…0x7E.
-    @inline(__always)
-    static func decodeBlockScales(_ code: SIMD4<Int32>) -> SIMD4<Float> {
-        let normal = (((code &>> 3) &+ (127 - 7)) &<< 23) | ((code & 7) &<< 20)
-        let subnormal = unsafeBitCast(SIMD4<Float>(code) * 0x1p-9, to: SIMD4<Int32>.self)
-        return unsafeBitCast(normal.replacing(with: subnormal, where: code .< SIMD4<Int32>(repeating: 8)),
-                             to: SIMD4<Float>.self)
     }
 
     /// Step 5 on 8 lanes: each lane's E2M1 code (sign in bit 3).
