@@ -8,10 +8,7 @@ struct BenchSupportCompileTests {
           arguments: KernelTarget.compileChecked)
     func benchSupportCompiles(target: KernelTarget) throws {
         try requireNVRTCOrSkip()
-        let request = BenchSupportKernels.request(for: target)
-        let output = try NVRTC.compile(
-            source: request.source, programName: request.programName,
-            options: ["--gpu-architecture=\(target.architecture)"] + request.options)
+        let output = try KernelCache.nvrtcCompile(BenchSupportKernels.request(for: target))
         let report = PTXASReport.parse(log: output.log)
         #expect(!output.log.lowercased().contains("warning"), "\(target): \(output.log)")
         for name in BenchSupportKernels.entryPoints {

@@ -23,10 +23,7 @@ struct RoutingCompileTests {
           arguments: KernelTarget.compileChecked)
     func compiles(target: KernelTarget) throws {
         try requireNVRTCOrSkip()
-        let request = RoutingKernel.request(for: target)
-        let output = try NVRTC.compile(
-            source: request.source, programName: request.programName,
-            options: ["--gpu-architecture=\(target.architecture)"] + request.options)
+        let output = try KernelCache.nvrtcCompile(RoutingKernel.request(for: target))
         #expect(!output.cubin.isEmpty, "\(target): no cubin")
         let report = PTXASReport.parse(log: output.log)
         #expect(report.warnings.isEmpty, "\(target): \(report.warnings)")

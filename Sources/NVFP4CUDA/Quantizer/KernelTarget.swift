@@ -102,11 +102,8 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
         return Array((text + "};\n#endif\n").utf8)
     }()
 
-    /// The kernel source: the parts joined, each after a `#line 1 "name"` directive so NVRTC's
-    /// diagnostics name the real file and line.
-    public static let source: [UInt8] = sourceParts.flatMap { part in
-        Array("#line 1 \"\(part.name)\"\n".utf8) + part.text + (part.text.last == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
-    }
+    /// The kernel source: the parts joined (``joinedKernelSource(_:)``).
+    public static let source: [UInt8] = joinedKernelSource(sourceParts)
     /// NVRTC's program name (the first part's file name).
     public static let programName = "experts_quant.cu"
 
@@ -154,5 +151,14 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
     /// Every entry point of this specialization.
     public var entryPoints: [String] {
         variants.map(\.entryPoint) + Self.conversionEntryPoints + (looksUpSiLU ? [Self.siluTableEntryPoint] : [])
+    }
+}
+
+/// Kernel files joined into one NVRTC program, each after a `#line 1 "name"` directive so that
+/// NVRTC's diagnostics name the real file and line; each part sees what the ones before it
+/// declare.
+func joinedKernelSource(_ parts: [(name: String, text: [UInt8])]) -> [UInt8] {
+    parts.flatMap { part in
+        Array("#line 1 \"\(part.name)\"\n".utf8) + part.text + (part.text.last == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
     }
 }

@@ -69,8 +69,8 @@ public final class CUDARoutingLayoutBuilder: Sendable {
     public func buildLayout(_ arguments: DeviceRoutingArguments, stream: CUDAStreamHandle = .legacyDefault) throws {
         let plan = try plan(for: arguments)
         let kernel = try kernel()
+        var parameters = arguments.parameters(plan: plan)
         for launch in plan.launches {
-            var parameters = arguments.parameters(plan: plan)
             try kernel.function(named: launch.kernelName).launch(
                 grid: Dim3(launch.grid), block: Dim3(launch.block), sharedMemoryByteCount: launch.sharedMemoryByteCount,
                 stream: stream, parameters: &parameters)
@@ -86,11 +86,8 @@ public enum RoutingKernel {
         ("routing_layout.cu", PackageResources.routing_layout_cu),
         ("routing_layout_blocks.cu", PackageResources.routing_layout_blocks_cu),
     ]
-    /// The kernel source: the parts joined, each after a `#line 1 "name"` directive so NVRTC's
-    /// diagnostics name the real file and line.
-    public static let source: [UInt8] = sourceParts.flatMap { part in
-        Array("#line 1 \"\(part.name)\"\n".utf8) + part.text + (part.text.last == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
-    }
+    /// The kernel source: the parts joined (``joinedKernelSource(_:)``).
+    public static let source: [UInt8] = joinedKernelSource(sourceParts)
     /// NVRTC's program name: the file name, so log lines point at real lines.
     public static let programName = "routing_layout.cu"
     /// NVRTC options besides the architecture, in a fixed order (they are part of the cache key).
