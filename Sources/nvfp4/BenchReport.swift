@@ -12,7 +12,7 @@ struct BenchRow: Codable, Sendable {
     var hiddenSize: Int
     var experts: Int
     /// Median time per call: wall time on the CPU; on the GPU, events around each call, the calls
-    /// queued back to back behind a hold (``EventTimer/queuedMedian(runs:stream:hold:_:)``).
+    /// queued back to back behind a hold (``EventTimer/queuedMedian(runs:stream:support:_:)``).
     var microseconds: Double
     /// Median time per call through CUDA-graph replay (small shapes).
     var graphMicroseconds: Double?

@@ -77,23 +77,14 @@ struct BenchShape: ~Copyable {
     /// included), and through replay of one graph that calls once per set (per call: replay / sets).
     func time(_ variant: QuantizerVariant, runs: Int, graph: Bool) throws -> (queued: Double, call: Double, graph: Double?) {
         let timer = try EventTimer(context: quantizer.context)
-        var next = 0
-        func call() throws {
-            try quantizer.quantize(arguments(sets[next % sets.count]), variant: variant, stream: stream)
-            next += 1
+        let times = try timer.rotatingMedians(runs: runs, sets: sets.count, stream: stream, support: support) { s in
+            try quantizer.quantize(arguments(sets[s]), variant: variant, stream: stream)
         }
-        let queued = try timer.queuedMedian(
-            runs: runs, stream: stream, hold: { try support.launchHold(microseconds: $0, stream: stream) }, call)
-        let perCall = try timer.callMedian(runs: runs, stream: stream, call)
-        guard graph else { return (queued, perCall, nil) }
-        let capture = try CUDAStream(context: quantizer.context)
-        try capture.beginCapture()
-        for set in sets {
-            try quantizer.quantize(arguments(set), variant: variant, stream: capture.handle)
+        guard graph else { return (times.queued, times.call, nil) }
+        let replay = try timer.graphMedian(runs: runs, sets: sets.count, context: quantizer.context, stream: stream) { s, capture in
+            try quantizer.quantize(arguments(sets[s]), variant: variant, stream: capture)
         }
-        let executable = try capture.endCapture().instantiate()
-        let replay = try timer.callMedian(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
-        return (queued, perCall, replay / Double(sets.count))
+        return (times.queued, times.call, replay)
     }
 
     /// Runs every variant on set 0 and compares their bytes with the tuned kernel's (shapes up to

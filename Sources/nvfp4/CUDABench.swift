@@ -105,7 +105,7 @@ struct CUDABench {
 
     /// The empty kernel's time per launch, measured the three ways the sweep measures calls.
     struct EmptyKernelTimes {
-        /// Events around each launch, queued behind a hold (``EventTimer/queuedMedian(runs:stream:hold:_:)``).
+        /// Events around each launch, queued behind a hold (``EventTimer/queuedMedian(runs:stream:support:_:)``).
         var queued: Double
         /// Events around each launch with the GPU idle before it (``EventTimer/callMedian(runs:stream:_:)``).
         var call: Double
@@ -116,7 +116,7 @@ struct CUDABench {
     func emptyKernel(support: BenchSupportKernels, stream: borrowing CUDAStream) throws -> EmptyKernelTimes {
         let timer = try EventTimer(context: quantizer.context)
         let handle = stream.handle
-        let queued = try timer.queuedMedian(runs: 100, stream: handle, hold: { try support.launchHold(microseconds: $0, stream: handle) }) {
+        let queued = try timer.queuedMedian(runs: 100, stream: handle, support: support) {
             try support.launchEmpty(stream: handle)
         }
         let call = try timer.callMedian(runs: 100, stream: handle) { try support.launchEmpty(stream: handle) }

@@ -10,7 +10,7 @@ struct FusedBenchRow: Codable, Sendable {
     var variant: String
     var shape: String
     /// Median per call: events around each call, the calls queued back to back behind a hold
-    /// (``EventTimer/queuedMedian(runs:stream:hold:_:)``), or per call inside a replayed graph
+    /// (``EventTimer/queuedMedian(runs:stream:support:_:)``), or per call inside a replayed graph
     /// when marked.
     var microseconds: Double
     var timedInGraph: Bool
@@ -78,21 +78,10 @@ struct FusedBench {
     func time(sets count: Int, graph: Bool, _ body: (Int, CUDAStreamHandle) throws -> Void) throws -> (Double, call: Double?) {
         let timer = try EventTimer(context: quantizer.context)
         guard graph else {
-            var next = 0
-            func call() throws {
-                try body(next % count, stream)
-                next += 1
-            }
-            let queued = try timer.queuedMedian(
-                runs: runs, stream: stream, hold: { try support.launchHold(microseconds: $0, stream: stream) }, call)
-            return (queued, try timer.callMedian(runs: runs, stream: stream, call))
+            let times = try timer.rotatingMedians(runs: runs, sets: count, stream: stream, support: support) { try body($0, stream) }
+            return (times.queued, times.call)
         }
-        let capture = try CUDAStream(context: quantizer.context)
-        try capture.beginCapture()
-        for s in 0..<count { try body(s, capture.handle) }
-        let executable = try capture.endCapture().instantiate()
-        let replay = try timer.callMedian(runs: max(10, runs / 5), stream: stream) { try executable.launch(on: stream) }
-        return (replay / Double(count), nil)
+        return (try timer.graphMedian(runs: runs, sets: count, context: quantizer.context, stream: stream, body), nil)
     }
 
     func row(_ comparison: String, _ variant: String, _ shape: String, _ time: (Double, call: Double?), graph: Bool = false,
