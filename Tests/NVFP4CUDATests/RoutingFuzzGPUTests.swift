@@ -26,14 +26,10 @@ struct RoutingFuzzGPUTests {
             let rule: ExpertSegments.ScaleOffsetRule = generator.next() % 2 == 0 ? .roundedPrefixSum : .closedForm
             let ids = routingIds(tokenCount: tokenCount, topk: topk, expertCount: expertCount, seed: generator.next(), mode: mode)
             let expected = try RoutingLayout(topkIds: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule)
-            let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
-            try device.poisonOutputs()
-            let arguments = device.arguments(rule: rule)
-            let plan = try builder.plan(for: arguments)
+            let plan = RoutingLaunchPlan.make(idCount: tokenCount * topk, expertCount: expertCount)
             taken[plan.entryPoint, default: 0] += 1
-            try builder.buildLayout(arguments)
-            try context.synchronizeOutsideCaptures()
-            let difference = try device.outputs().firstDifference(from: expected)
+            let difference = try builder.firstDifference(
+                ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule, from: expected)
             #expect(difference == nil,
                     "case \(index): T=\(tokenCount) topk=\(topk) E=\(expertCount) mode \(mode) \(rule) (\(plan)): \(difference ?? "")")
         }

@@ -73,6 +73,19 @@ struct DeviceRouting: ~Copyable {
     }
 }
 
+extension CUDARoutingLayoutBuilder {
+    /// Builds the layout of `ids` in fresh device buffers, their outputs poisoned first, and
+    /// returns the first difference from `expected` (the CPU builder's layout); `nil` when equal.
+    func firstDifference(ids: [Int32], tokenCount: Int, topk: Int, expertCount: Int, rule: ExpertSegments.ScaleOffsetRule,
+                         from expected: RoutingLayout) throws -> String? {
+        let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
+        try device.poisonOutputs()
+        try buildLayout(device.arguments(rule: rule))
+        try context.synchronizeOutsideCaptures()
+        return try device.outputs().firstDifference(from: expected)
+    }
+}
+
 /// The device's outputs as host arrays.
 struct RoutingOutputs {
     var counts: [Int32]
@@ -140,12 +153,8 @@ struct RoutingLayoutGPUTests {
                         let ids = routingIds(tokenCount: tokenCount, topk: topk, expertCount: expertCount, seed: seed, mode: mode)
                         let expected = try RoutingLayout(
                             topkIds: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule)
-                        let device = try DeviceRouting(
-                            context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
-                        try device.poisonOutputs()
-                        try builder.buildLayout(device.arguments(rule: rule))
-                        try context.synchronizeOutsideCaptures()
-                        let difference = try device.outputs().firstDifference(from: expected)
+                        let difference = try builder.firstDifference(
+                            ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule, from: expected)
                         #expect(difference == nil,
                                 "T=\(tokenCount) topk=\(topk) E=\(expertCount) mode \(mode) \(rule) seed \(seed): \(difference ?? "")")
                     }
@@ -165,11 +174,8 @@ struct RoutingLayoutGPUTests {
         ids[1] = Int32.min
         let cleaned = ids.map { $0 >= -1 && $0 < Int32(expertCount) ? $0 : -1 }
         let expected = try RoutingLayout(topkIds: cleaned, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
-        let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
-        try device.poisonOutputs()
-        try builder.buildLayout(device.arguments(rule: .roundedPrefixSum))
-        try context.synchronizeOutsideCaptures()
-        let difference = try device.outputs().firstDifference(from: expected)
+        let difference = try builder.firstDifference(
+            ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: .roundedPrefixSum, from: expected)
         #expect(difference == nil, "\(difference ?? "")")
     }
 
@@ -183,12 +189,9 @@ struct RoutingLayoutGPUTests {
                              (3, .closedForm)] {
             let ids = routingIds(tokenCount: tokenCount, topk: topk, expertCount: expertCount, seed: 0x7000 + UInt64(mode), mode: mode)
             let expected = try RoutingLayout(topkIds: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule)
-            let device = try DeviceRouting(context: context, ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount)
-            try device.poisonOutputs()
-            try builder.buildLayout(device.arguments(rule: rule))
-            try context.synchronizeOutsideCaptures()
-            let plan = try builder.plan(for: device.arguments(rule: rule))
-            let difference = try device.outputs().firstDifference(from: expected)
+            let difference = try builder.firstDifference(
+                ids: ids, tokenCount: tokenCount, topk: topk, expertCount: expertCount, rule: rule, from: expected)
+            let plan = RoutingLaunchPlan.make(idCount: tokenCount * topk, expertCount: expertCount)
             #expect(difference == nil, "T=\(tokenCount) topk=\(topk) E=\(expertCount) mode \(mode) \(rule) (\(plan)): \(difference ?? "")")
         }
     }
