@@ -3,9 +3,10 @@ import Dispatch
 /// The fast CPU quantizer: SIMD over each block's 16 lanes, all cores, byte-identical to
 /// ``ReferenceQuantizer``.
 ///
-/// Work is split into chunks of scale rows that the cores take in turn; a chunk finds its first
-/// group (expert, or masked group) by binary search and then carries it forward row by row, so
-/// each row costs one comparison to locate. Scale rows past a group's valid rows are padding:
+/// Work is split into units of whole 128-row scale tiles by slices of the rows' k-tiles
+/// (``WorkChunks``) that the cores take in turn; a unit finds its first group (expert, or masked
+/// group) by binary search and then carries it forward row by row, so each row costs one
+/// comparison to locate. Scale rows past a group's valid rows are padding:
 /// written as 0.
 ///
 /// The plain NVFP4 case (identity activation, E4M3 scales over 16 values) runs on the loaded bit
@@ -14,14 +15,6 @@ import Dispatch
 /// rounded to the input type, a UE8M0 scale is encoded once per block, and a 32-value block is
 /// two 16-lane halves with one combined amax.
 public enum CPUQuantizer {
-    /// Scale rows per unit of work handed to a core: at least 16; at most 256 K values (a few
-    /// tenths of a millisecond on one core), so that the last units leave no core idle for long
-    /// on many cores; and few enough units (about 256) where rows are short that a worker's
-    /// ``CodeThresholds`` serve many rows before the next unit starts empty.
-    static func rowsPerChunk(scaleRows: Int, hiddenSize: Int) -> Int {
-        max(16, min((scaleRows + 255) / 256, (1 << 18) / max(hiddenSize, 1)))
-    }
-
     /// Quantizes `input` into `codes` and `scales`: the same contract as
     /// ``ReferenceQuantizer/quantize(_:input:codes:scales:)-(QuantizationProblem,_,_,_)``.
     public static func quantize(
@@ -42,9 +35,12 @@ public enum CPUQuantizer {
         quantize(QuantizationPlan(problem), input: input, codes: codes, scales: scales)
     }
 
+    /// Quantizes the rows of `plan` (buffers already validated), in units of work of about
+    /// `valuesPerChunk` values (``WorkChunks``; tests pass small ones to cut rows into many slices).
     static func quantize(
         _ plan: QuantizationPlan, input: UnsafeBufferPointer<UInt16>,
-        codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>
+        codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
+        valuesPerChunk: Int = WorkChunks.defaultValuesPerChunk
     ) {
         let scaleRows = plan.scaleRowCount
         guard scaleRows > 0, let scaleBase = scales.baseAddress else { return }
@@ -54,14 +50,62 @@ public enum CPUQuantizer {
             input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
             codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
-        let rowsPerChunk = rowsPerChunk(scaleRows: scaleRows, hiddenSize: plan.hiddenSize)
-        let chunkCount = (scaleRows + rowsPerChunk - 1) / rowsPerChunk
-        DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
-            let first = chunk * rowsPerChunk
+        let chunks = WorkChunks(geometry: plan.geometry, scaleRows: scaleRows, valuesPerChunk: valuesPerChunk)
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
             CodeThresholds.withTable(elementType: plan.elementType) { thresholds in
-                job.run(scaleRows: first..<min(first + rowsPerChunk, scaleRows), thresholds: &thresholds)
+                job.run(scaleRows: chunks.scaleRows(ofChunk: chunk), kTiles: chunks.kTiles(ofChunk: chunk),
+                        thresholds: &thresholds)
             }
         }
+    }
+}
+
+/// How one call's scale rows and columns are cut into units of work for the cores.
+///
+/// A unit is a run of whole 128-row tiles of scale rows (tiles start at scale row 0: expert and
+/// group bases are multiples of 128) by a slice of the rows' k-tiles (4 blocks each). Whole tiles,
+/// because a swizzled tile interleaves its rows in every 64-byte line (a line holds the 4-byte
+/// words of rows r … r + 3, r + 32 … r + 35, r + 64 …, r + 96 …): two cores writing rows of one
+/// tile would share every line they write and pass it back and forth at each store (units of 36
+/// whole rows did at K = 7168: 6.1 ms at M = 10240, E = 256 on 16 cores, against 4.4–5.2 ms now;
+/// units of whole rows by row classes, the rows that share lines, measured 5.3–5.6 ms). Slices, so
+/// that a unit stays near `valuesPerChunk` values (a few tenths of a millisecond on one core) when
+/// rows are long, the last units leaving no core idle for long; they are cut at even k-tiles,
+/// 128 values, so that a row's code bytes split at whole 64-byte lines. Where rows are short a unit
+/// takes several tiles, so that there are about 256 units and a worker's ``CodeThresholds`` serve
+/// many rows before the next unit starts empty.
+struct WorkChunks {
+    static let tileRows = 128
+    static let defaultValuesPerChunk = 1 << 18
+
+    let scaleRowCount: Int
+    let kTileCount: Int
+    let tilesPerChunk: Int
+    let slicesPerRow: Int
+    /// Units of work: chunks of tiles × slices.
+    let count: Int
+
+    init(geometry: ScaleGeometry, scaleRows: Int, valuesPerChunk: Int = defaultValuesPerChunk) {
+        let tiles = (scaleRows + Self.tileRows - 1) / Self.tileRows
+        let tileValues = Self.tileRows * geometry.hiddenSize
+        let pairs = (geometry.kTiles + 1) / 2
+        scaleRowCount = scaleRows
+        kTileCount = geometry.kTiles
+        tilesPerChunk = max(1, min((tiles + 255) / 256, valuesPerChunk / max(tileValues, 1)))
+        slicesPerRow = max(1, min(pairs, (tileValues + valuesPerChunk - 1) / valuesPerChunk))
+        count = (tiles + tilesPerChunk - 1) / tilesPerChunk * slicesPerRow
+    }
+
+    /// The scale rows of unit `chunk`.
+    func scaleRows(ofChunk chunk: Int) -> Range<Int> {
+        let first = chunk / slicesPerRow * tilesPerChunk * Self.tileRows
+        return first..<min(first + tilesPerChunk * Self.tileRows, scaleRowCount)
+    }
+
+    /// The k-tiles of unit `chunk`: slice `chunk % slicesPerRow` of the row's pairs of k-tiles.
+    func kTiles(ofChunk chunk: Int) -> Range<Int> {
+        let slice = chunk % slicesPerRow, pairs = (kTileCount + 1) / 2
+        return 2 * (pairs * slice / slicesPerRow)..<min(2 * (pairs * (slice + 1) / slicesPerRow), kTileCount)
     }
 }
 
@@ -86,10 +130,15 @@ private struct RowJob: @unchecked Sendable {
         self.isPlain = plan.activation == .identity && plan.blockFormat == .nvfp4
     }
 
-    func run(scaleRows: Range<Int>, thresholds: inout CodeThresholds) {
+    /// Quantizes the blocks of k-tiles `kTiles` in scale rows `scaleRows`, and zeroes their
+    /// padding: whole padding rows' bytes in those k-tiles, and the padding columns when the
+    /// last k-tile is among them.
+    func run(scaleRows: Range<Int>, kTiles: Range<Int>, thresholds: inout CodeThresholds) {
         let geometry = plan.geometry
         let K = plan.hiddenSize
         let inputRowBytes = plan.inputRowWidth * 2
+        let blocks = 4 * kTiles.lowerBound..<min(4 * kTiles.upperBound, geometry.blocksPerRow)
+        let holdsPaddingColumns = kTiles.upperBound == geometry.kTiles
         var g = plan.group(owningScaleRow: scaleRows.lowerBound)
         var group = plan.groups[g]
         for s in scaleRows {
@@ -100,23 +149,25 @@ private struct RowJob: @unchecked Sendable {
             let m = s - group.firstScaleRow
             let rowScales = ScaleRowWriter(geometry: geometry, base: scales, scaleRow: s)
             guard m < group.validRowCount else {
-                rowScales.zeroRow()
+                rowScales.zero(kTiles: kTiles)
                 continue
             }
-            rowScales.zeroPaddingColumns()
+            if holdsPaddingColumns { rowScales.zeroPaddingColumns() }
             let row = group.firstOutputRow + m
             let rowInput = input.advanced(by: plan.inputRow(ofOutputRow: row) * inputRowBytes)
             let rowCodes = codes.advanced(by: row * K / 2)
             if isPlain {
                 quantizePlainRow(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale,
-                                 thresholds: &thresholds)
+                                 blocks: blocks, thresholds: &thresholds)
             } else {
-                quantizeBlockByBlock(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale)
+                quantizeBlockByBlock(rowInput, codes: rowCodes, scales: rowScales, globalScale: group.globalScale,
+                                     blocks: blocks)
             }
         }
     }
 
-    /// The plain steps, four blocks at a time on their input bit patterns (``PatternBlock``):
+    /// The plain steps over `blocks` (its first a multiple of 4), four blocks at a time on their
+    /// input bit patterns (``PatternBlock``):
     /// the four amax patterns in one vector, their scale steps 2–3 in one `Float` vector, their
     /// four scale bytes (adjacent in both layouts) in one store, and the codes by compares with
     /// the scale bytes' ``CodeThresholds``. Four blocks with a NaN, or with a slow threshold
@@ -127,9 +178,10 @@ private struct RowJob: @unchecked Sendable {
     /// four, so the chain of one group runs under the other's compares.
     @inline(__always)
     func quantizePlainRow(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                          scales: ScaleRowWriter, globalScale gs: Float, thresholds: inout CodeThresholds) {
+                          scales: ScaleRowWriter, globalScale gs: Float, blocks: Range<Int>,
+                          thresholds: inout CodeThresholds) {
         let type = plan.elementType
-        let groupCount = plan.hiddenSize / 64
+        let groups = blocks.lowerBound / 4..<blocks.upperBound / 4
         let infinity = SIMD4<Int32>(repeating: Int32(type.infinityBits))
         thresholds.use(globalScale: gs)
         /// Steps 1–3 of group `g`: its scale bytes, or ``CodeThresholds/nanByte`` for a block with a NaN.
@@ -139,10 +191,10 @@ private struct RowJob: @unchecked Sendable {
             let bytes = SIMDBlock.encodeBlockScales(gs * (absMax * QuantizationSteps.reciprocalOfSix))
             return bytes.replacing(with: CodeThresholds.nanByte, where: absMaxBits .> infinity)
         }
-        var next = groupCount > 0 ? scaleBytes(group: 0) : SIMD4<Int32>()
-        for g in 0..<groupCount {
+        var next = groups.isEmpty ? SIMD4<Int32>() : scaleBytes(group: groups.lowerBound)
+        for g in groups {
             let bytes = next
-            if g + 1 < groupCount { next = scaleBytes(group: g + 1) }
+            if g + 1 < groups.upperBound { next = scaleBytes(group: g + 1) }
             guard let entries = thresholds.entries(bytes) else {
                 quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs, blocks: 4 * g..<4 * g + 4)
                 continue
@@ -159,17 +211,17 @@ private struct RowJob: @unchecked Sendable {
                              toByteOffset: 24, as: UInt64.self)
         }
         quantizeBlockByBlock(rowInput, codes: rowCodes, scales: scales, globalScale: gs,
-                             blocks: 4 * groupCount..<plan.hiddenSize / 16)
+                             blocks: 4 * groups.upperBound..<blocks.upperBound)
     }
 
-    /// Steps 0–5 for any activation and block format, block by block over `blocks` (the whole
-    /// row by default); a block is one or two 16-lane halves. The fused options' row, and the
-    /// plain row's blocks that the pattern steps leave out.
+    /// Steps 0–5 for any activation and block format, block by block over `blocks`; a block is
+    /// one or two 16-lane halves. The fused options' row, and the plain row's blocks that the
+    /// pattern steps leave out.
     func quantizeBlockByBlock(_ rowInput: UnsafeRawPointer, codes rowCodes: UnsafeMutableRawPointer,
-                              scales: ScaleRowWriter, globalScale gs: Float, blocks: Range<Int>? = nil) {
+                              scales: ScaleRowWriter, globalScale gs: Float, blocks: Range<Int>) {
         let format = plan.blockFormat
         let B = format.blockSize
-        for kb in blocks ?? 0..<(plan.hiddenSize / B) {
+        for kb in blocks {
             let first = activatedValues(rowInput, column: kb * B)
             var amax = SIMDBlock.blockAbsMax(first)
             var second = first
@@ -239,14 +291,15 @@ private struct ScaleRowWriter {
         UnsafeMutableRawPointer(row + geometry.blockOffset(kb)).storeBytes(of: bytes, as: SIMD4<UInt8>.self)
     }
 
-    /// Zeroes every byte of the row, padding columns included: four bytes a store (a k-tile's
-    /// bytes of one row are adjacent when swizzled; the linear row is contiguous).
-    func zeroRow() {
+    /// Zeroes the row's bytes in k-tiles `kTiles`, padding columns included: four bytes a store
+    /// (a k-tile's bytes of one row are adjacent when swizzled; the linear row is contiguous).
+    func zero(kTiles: Range<Int>) {
         switch geometry.layout {
         case .linear:
-            UnsafeMutableRawPointer(row).initializeMemory(as: UInt8.self, repeating: 0, count: geometry.blocksPerRow)
+            let first = 4 * kTiles.lowerBound
+            (row + first).initialize(repeating: 0, count: min(4 * kTiles.upperBound, geometry.blocksPerRow) - first)
         case .swizzled:
-            for kTile in 0..<geometry.kTiles { write(fourBytes: SIMD4<UInt8>(), firstBlock: 4 * kTile) }
+            for kTile in kTiles { write(fourBytes: SIMD4<UInt8>(), firstBlock: 4 * kTile) }
         }
     }
 
