@@ -60,6 +60,7 @@ struct KernelCompileTests {
         (.bfloat16, 32, .swizzled, .mxfp4, .identity, .masked), (.bfloat16, 7168, .swizzled, .mxfp4, .siluMul, .rows),
         (.bfloat16, 2048, .swizzled, .nvfp4, .siluMul, .rows), (.bfloat16, 2048, .linear, .nvfp4, .siluMul, .gathered),
         (.float16, 7168, .swizzled, .nvfp4, .siluMul, .rows),
+        (.bfloat16, 2048, .swizzled, .nvfp4, .identity, .rows), (.bfloat16, 7168, .swizzled, .nvfp4, .identity, .rows),
     ]
 
     @Test("every variant compiles for sm_90a and sm_100a with no warning, spill or local memory",

@@ -48,13 +48,17 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-// Blocks per SM the kernel is compiled for: 3 (the measured best on the H100), 2 where 80
+// Blocks per SM the kernel is compiled for: 3 (80 registers); 4 (64) for the plain bfloat16
+// kernel — on an H200 its E = 256 line units ran 2 % faster at K = 7168 and 6.5 % at K = 2048,
+// M = 32768, the rest alike, and NVRTC 13.5's ptxas fits it in 64 registers at 22 hidden sizes
+// from 16 to 16384, where float16 (its conversions) and the fused variants spill 4–16 bytes; 2 where 80
 // registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
 // and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
 // gather and 32-value blocks since session 3; the plain line units since they hold 4 rows'
 // loads), where 13.5's did not. Untimed: no Blackwell card was at hand.
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
-constexpr int kTunedMinBlocks = kTightRegisters ? 2 : 3;
+constexpr bool kPlainBF16 = kInputBF16 && !kSiLUMul && !kGather && !kMasked && kBlockSize == 16 && !kScaleUE8M0;
+constexpr int kTunedMinBlocks = kTightRegisters ? 2 : (kPlainBF16 ? 4 : 3);
 
 // The 4·kVectors 32-bit words of kVectors 16-byte vectors from v on (two 16-bit values a word).
 template <int kVectors>
