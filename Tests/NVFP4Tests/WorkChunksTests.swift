@@ -10,17 +10,26 @@ struct WorkChunksTests {
         }
     }
 
-    @Test("every (scale row, k-tile) falls in exactly one unit; units hold whole 128-row tiles and start at an even k-tile",
-          arguments: [64, 4096, WorkChunks.defaultValuesPerChunk])
+    /// Routed rows per tile: full, empty, part-filled and single-row tiles in a seeded mix.
+    static func routedRows(tiles: Int, seed: UInt64) -> [Int] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<tiles).map { _ in [0, 1, 20, 64, 100, 128, 128][Int.random(in: 0..<7, using: &generator)] }
+    }
+
+    @Test("every (scale row, k-tile) falls in exactly one unit; units hold whole 128-row tiles, a slice starts at an even k-tile",
+          arguments: [64, 4096, WorkChunks.defaultValuesPerChunk, 1 << 22])
     func cover(valuesPerChunk: Int) {
         for geometry in Self.geometries {
-            for scaleRows in [1, 127, 128, 129, 1000, 40000] {
-                let chunks = WorkChunks(geometry: geometry, scaleRows: scaleRows, valuesPerChunk: valuesPerChunk)
+            for (scaleRows, seed) in [(1, 1), (127, 2), (128, 3), (129, 4), (1000, 5), (40000, 6)] as [(Int, UInt64)] {
+                let rows = Self.routedRows(tiles: (scaleRows + 127) / 128, seed: seed)
+                let chunks = WorkChunks(routedRowsPerTile: rows, scaleRows: scaleRows, geometry: geometry,
+                                        valuesPerChunk: valuesPerChunk)
                 var hits = [UInt8](repeating: 0, count: scaleRows * geometry.kTiles)
-                for chunk in 0..<chunks.count {
-                    let rows = chunks.scaleRows(ofChunk: chunk), kTiles = chunks.kTiles(ofChunk: chunk)
+                for unit in chunks.units {
+                    let rows = unit.scaleRows, kTiles = unit.kTiles
                     #expect(rows.lowerBound % 128 == 0 && (rows.upperBound % 128 == 0 || rows.upperBound == scaleRows))
                     #expect(kTiles.lowerBound % 2 == 0 && !kTiles.isEmpty && kTiles.upperBound <= geometry.kTiles)
+                    #expect(kTiles.count == geometry.kTiles || rows.count <= 128, "only a single tile is sliced")
                     for s in rows { for t in kTiles { hits[s * geometry.kTiles + t] &+= 1 } }
                 }
                 #expect(hits.allSatisfy { $0 == 1 }, "\(geometry), \(scaleRows) scale rows, \(valuesPerChunk) values a unit")
@@ -28,18 +37,38 @@ struct WorkChunksTests {
         }
     }
 
-    @Test("a long row is cut into slices near the unit size; short rows take several tiles a unit, up to that size")
+    @Test("a costly tile is sliced near the unit size; a sparse tile is one unit; cheap tiles are packed, about 256 units a call at most")
     func sizes() {
-        let long = WorkChunks(geometry: ScaleGeometry(layout: .swizzled, hiddenSize: 7168), scaleRows: 26_000)
-        #expect(long.tilesPerChunk == 1 && long.slicesPerRow == 4 && long.count == 204 * 4)
-        #expect(long.kTiles(ofChunk: 1) == 28..<56 && long.scaleRows(ofChunk: 5) == 128..<256)
-        let short = WorkChunks(geometry: ScaleGeometry(layout: .swizzled, hiddenSize: 256), scaleRows: 1 << 20)
-        #expect(short.slicesPerRow == 1 && short.tilesPerChunk == 8 && short.count == 1024)
-        let few = WorkChunks(geometry: ScaleGeometry(layout: .swizzled, hiddenSize: 256), scaleRows: 1 << 16)
-        #expect(few.tilesPerChunk == 2 && few.count == 256)
+        let wide = ScaleGeometry(layout: .swizzled, hiddenSize: 7168)
+        let dense = WorkChunks(routedRowsPerTile: [128, 128], scaleRows: 256, geometry: wide)
+        #expect(dense.units.count == 8 && dense.units[1] == .init(scaleRows: 0..<128, kTiles: 28..<56))
+        let sparse = WorkChunks(routedRowsPerTile: [20, 0, 50], scaleRows: 384, geometry: wide)
+        #expect(sparse.units.map(\.kTiles.count) == [112, 112, 56, 56], "\(sparse.units)")
+        let k2048 = WorkChunks(routedRowsPerTile: [128, 128, 128], scaleRows: 384, geometry: ScaleGeometry(layout: .swizzled, hiddenSize: 2048))
+        #expect(k2048.units.count == 3 && k2048.units.allSatisfy { $0.kTiles == 0..<32 })
+        let narrow = ScaleGeometry(layout: .swizzled, hiddenSize: 256)
+        let many = WorkChunks(routedRowsPerTile: Array(repeating: 128, count: 8192), scaleRows: 8192 * 128, geometry: narrow)
+        #expect(many.units.count == 1024 && many.units[3].scaleRows == 3 * 1024..<4 * 1024)
+        let few = WorkChunks(routedRowsPerTile: Array(repeating: 128, count: 512), scaleRows: 512 * 128, geometry: narrow)
+        #expect(few.units.count == 256 && few.units.allSatisfy { $0.scaleRows.count == 256 })
+        let padding = WorkChunks(routedRowsPerTile: Array(repeating: 0, count: 300) + [128], scaleRows: 301 * 128, geometry: wide)
+        #expect(padding.units.last == .init(scaleRows: 300 * 128..<301 * 128, kTiles: 84..<112))
     }
 
-    @Test("slices of two k-tiles give the reference's bytes over the shape catalog", arguments: [64, 8192])
+    @Test("routed rows per tile follow the groups: full tiles, the last part-filled one, padding tiles at 0")
+    func routedRowsPerTile() throws {
+        let problem = try QuantizationProblem(
+            rowCount: 300, hiddenSize: 64, elementType: .bfloat16, segments: ExpertSegments(rowCounts: [130, 0, 170]),
+            globalScales: [1, 2, 3])
+        #expect(WorkChunks.routedRowsPerTile(QuantizationPlan(problem)) == [128, 2, 128, 42])
+        let masked = try MaskedQuantizationProblem(
+            groupCount: 3, maxRowsPerGroup: 200, hiddenSize: 64, elementType: .bfloat16, mask: [5, 0, 300],
+            globalScales: [1, 2, 3])
+        #expect(WorkChunks.routedRowsPerTile(QuantizationPlan(masked)) == [5, 0, 0, 0, 128, 72])
+    }
+
+    @Test("slices of two k-tiles, and packed tiles, give the reference's bytes over the shape catalog",
+          arguments: [64, 8192, 1 << 22])
     func catalog(valuesPerChunk: Int) throws {
         for testCase in try ProblemFactory.catalog(seed: 0xC4C0) {
             let problem = testCase.problem

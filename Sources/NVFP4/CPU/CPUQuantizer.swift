@@ -3,8 +3,8 @@ import Dispatch
 /// The fast CPU quantizer: SIMD over each block's 16 lanes, all cores, byte-identical to
 /// ``ReferenceQuantizer``.
 ///
-/// Work is split into units of whole 128-row scale tiles by slices of the rows' k-tiles
-/// (``WorkChunks``) that the cores take in turn; a unit finds its first group (expert, or masked
+/// Work is split into units of whole 128-row scale tiles, or slices of a tile's k-tiles
+/// (``WorkChunks``), that the cores take in turn; a unit finds its first group (expert, or masked
 /// group) by binary search and then carries it forward row by row, so each row costs one
 /// comparison to locate. Scale rows past a group's valid rows are padding:
 /// written as 0.
@@ -36,7 +36,7 @@ public enum CPUQuantizer {
     }
 
     /// Quantizes the rows of `plan` (buffers already validated), in units of work of about
-    /// `valuesPerChunk` values (``WorkChunks``; tests pass small ones to cut rows into many slices).
+    /// `valuesPerChunk` values (``WorkChunks``; tests pass small ones to cut tiles into many slices).
     static func quantize(
         _ plan: QuantizationPlan, input: UnsafeBufferPointer<UInt16>,
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
@@ -50,11 +50,11 @@ public enum CPUQuantizer {
             input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
             codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
-        let chunks = WorkChunks(geometry: plan.geometry, scaleRows: scaleRows, valuesPerChunk: valuesPerChunk)
-        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+        let chunks = WorkChunks(plan: plan, valuesPerChunk: valuesPerChunk)
+        DispatchQueue.concurrentPerform(iterations: chunks.units.count) { chunk in
+            let unit = chunks.units[chunk]
             CodeThresholds.withTable(elementType: plan.elementType) { thresholds in
-                job.run(scaleRows: chunks.scaleRows(ofChunk: chunk), kTiles: chunks.kTiles(ofChunk: chunk),
-                        thresholds: &thresholds)
+                job.run(scaleRows: unit.scaleRows, kTiles: unit.kTiles, thresholds: &thresholds)
             }
         }
     }
@@ -62,50 +62,79 @@ public enum CPUQuantizer {
 
 /// How one call's scale rows and columns are cut into units of work for the cores.
 ///
-/// A unit is a run of whole 128-row tiles of scale rows (tiles start at scale row 0: expert and
-/// group bases are multiples of 128) by a slice of the rows' k-tiles (4 blocks each). Whole tiles,
-/// because a swizzled tile interleaves its rows in every 64-byte line (a line holds the 4-byte
-/// words of rows r … r + 3, r + 32 … r + 35, r + 64 …, r + 96 …): two cores writing rows of one
-/// tile would share every line they write and pass it back and forth at each store (units of 36
-/// whole rows did at K = 7168: 6.1 ms at M = 10240, E = 256 on 16 cores, against 4.4–5.2 ms now;
-/// units of whole rows by row classes, the rows that share lines, measured 5.3–5.6 ms). Slices, so
-/// that a unit stays near `valuesPerChunk` values (a few tenths of a millisecond on one core) when
-/// rows are long, the last units leaving no core idle for long; they are cut at even k-tiles,
-/// 128 values, so that a row's code bytes split at whole 64-byte lines. Where rows are short a unit
-/// takes several tiles, so that there are about 256 units and a worker's ``CodeThresholds`` serve
-/// many rows before the next unit starts empty.
+/// A unit is whole 128-row tiles of scale rows (tiles start at scale row 0: expert and group bases
+/// are multiples of 128), all of their k-tiles or a slice of them. Whole tiles, because a swizzled
+/// tile interleaves its rows in every 64-byte line (a line holds the 4-byte words of rows r … r + 3,
+/// r + 32 … r + 35, r + 64 …, r + 96 …): two cores writing rows of one tile would share every line
+/// they write and pass it back and forth at each store (units of 36 whole rows did at K = 7168:
+/// 6.1 ms at M = 10240, E = 256 on 16 cores, against 4.4–5.2 ms with whole tiles).
+///
+/// A tile costs its routed rows × K values (a padding-only tile, which is only zeroed, one row's
+/// worth). A tile that costs more than `valuesPerChunk` (a few tenths of a millisecond on one
+/// core) is cut into that many slices of its k-tiles, cut at even k-tiles (128 values: a row's code
+/// bytes split at whole 64-byte lines), so the last units leave no core idle for long; cheaper
+/// tiles are packed, consecutive ones together, into units of up to `valuesPerChunk` values or a
+/// 256th of the call, whichever is less. A sparse tile is one unit: every unit starts with an empty
+/// ``CodeThresholds``, so each slice of a tile finds its expert's entries anew — with four slices a
+/// tile, the entries took 16 % of the fast path's time at M = 4096, K = 7168, E = 256 (20 routed
+/// rows a tile), 6 % with one unit a tile (perf, 2 cores).
 struct WorkChunks {
     static let tileRows = 128
     static let defaultValuesPerChunk = 1 << 18
 
-    let scaleRowCount: Int
-    let kTileCount: Int
-    let tilesPerChunk: Int
-    let slicesPerRow: Int
-    /// Units of work: chunks of tiles × slices.
-    let count: Int
-
-    init(geometry: ScaleGeometry, scaleRows: Int, valuesPerChunk: Int = defaultValuesPerChunk) {
-        let tiles = (scaleRows + Self.tileRows - 1) / Self.tileRows
-        let tileValues = Self.tileRows * geometry.hiddenSize
-        let pairs = (geometry.kTiles + 1) / 2
-        scaleRowCount = scaleRows
-        kTileCount = geometry.kTiles
-        tilesPerChunk = max(1, min((tiles + 255) / 256, valuesPerChunk / max(tileValues, 1)))
-        slicesPerRow = max(1, min(pairs, (tileValues + valuesPerChunk - 1) / valuesPerChunk))
-        count = (tiles + tilesPerChunk - 1) / tilesPerChunk * slicesPerRow
+    /// One unit of work: its scale rows (whole tiles) and k-tiles.
+    struct Unit: Equatable {
+        let scaleRows: Range<Int>
+        let kTiles: Range<Int>
     }
 
-    /// The scale rows of unit `chunk`.
-    func scaleRows(ofChunk chunk: Int) -> Range<Int> {
-        let first = chunk / slicesPerRow * tilesPerChunk * Self.tileRows
-        return first..<min(first + tilesPerChunk * Self.tileRows, scaleRowCount)
+    let units: [Unit]
+
+    init(plan: QuantizationPlan, valuesPerChunk: Int = defaultValuesPerChunk) {
+        self.init(routedRowsPerTile: Self.routedRowsPerTile(plan), scaleRows: plan.scaleRowCount,
+                  geometry: plan.geometry, valuesPerChunk: valuesPerChunk)
     }
 
-    /// The k-tiles of unit `chunk`: slice `chunk % slicesPerRow` of the row's pairs of k-tiles.
-    func kTiles(ofChunk chunk: Int) -> Range<Int> {
-        let slice = chunk % slicesPerRow, pairs = (kTileCount + 1) / 2
-        return 2 * (pairs * slice / slicesPerRow)..<min(2 * (pairs * (slice + 1) / slicesPerRow), kTileCount)
+    /// Units over `scaleRows` scale rows whose tile `t` holds `routedRowsPerTile[t]` routed rows.
+    init(routedRowsPerTile: [Int], scaleRows: Int, geometry: ScaleGeometry, valuesPerChunk: Int = defaultValuesPerChunk) {
+        let K = geometry.hiddenSize, kTiles = geometry.kTiles, pairs = (kTiles + 1) / 2
+        let costs = routedRowsPerTile.map { max($0, 1) * K }
+        let packLimit = max(1, min(valuesPerChunk, costs.reduce(0, +) / 256))
+        func tiles(_ range: Range<Int>) -> Range<Int> {
+            range.lowerBound * Self.tileRows..<min(range.upperBound * Self.tileRows, scaleRows)
+        }
+        var units: [Unit] = []
+        var runStart = 0, runCost = 0
+        for (t, cost) in costs.enumerated() {
+            if cost > valuesPerChunk {
+                if runStart < t { units.append(Unit(scaleRows: tiles(runStart..<t), kTiles: 0..<kTiles)) }
+                let slices = min(pairs, (cost + valuesPerChunk - 1) / valuesPerChunk)
+                for slice in 0..<slices {
+                    units.append(Unit(scaleRows: tiles(t..<t + 1),
+                                      kTiles: 2 * (pairs * slice / slices)..<min(2 * (pairs * (slice + 1) / slices), kTiles)))
+                }
+                (runStart, runCost) = (t + 1, 0)
+            } else {
+                if runCost > 0 && runCost + cost > packLimit {
+                    units.append(Unit(scaleRows: tiles(runStart..<t), kTiles: 0..<kTiles))
+                    (runStart, runCost) = (t, 0)
+                }
+                runCost += cost
+            }
+        }
+        if runStart < costs.count { units.append(Unit(scaleRows: tiles(runStart..<costs.count), kTiles: 0..<kTiles)) }
+        self.units = units
+    }
+
+    /// Routed rows in each 128-row tile of the plan's scale rows.
+    static func routedRowsPerTile(_ plan: QuantizationPlan) -> [Int] {
+        var rows = [Int](repeating: 0, count: (plan.scaleRowCount + tileRows - 1) / tileRows)
+        for group in plan.groups {
+            for i in stride(from: 0, to: group.validRowCount, by: tileRows) {
+                rows[group.firstScaleRow / tileRows + i / tileRows] = min(tileRows, group.validRowCount - i)
+            }
+        }
+        return rows
     }
 }
 
