@@ -4,7 +4,7 @@ import Dispatch
 /// ``ReferenceQuantizer``.
 ///
 /// Work is split into units of whole 128-row scale tiles, or slices of a tile's k-tiles
-/// (``WorkChunks``), that the cores take in turn; a unit finds its first group (expert, or masked
+/// (``WorkUnits``), that the cores take in turn; a unit finds its first group (expert, or masked
 /// group) by binary search and then carries it forward row by row, so each row costs one
 /// comparison to locate. Scale rows past a group's valid rows are padding:
 /// written as 0.
@@ -36,11 +36,11 @@ public enum CPUQuantizer {
     }
 
     /// Quantizes the rows of `plan` (buffers already validated), in units of work of about
-    /// `valuesPerChunk` values (``WorkChunks``; tests pass small ones to cut tiles into many slices).
+    /// `valuesPerUnit` values (``WorkUnits``; tests pass small ones to cut tiles into many slices).
     static func quantize(
         _ plan: QuantizationPlan, input: UnsafeBufferPointer<UInt16>,
         codes: UnsafeMutableBufferPointer<UInt8>, scales: UnsafeMutableBufferPointer<UInt8>,
-        valuesPerChunk: Int = WorkChunks.defaultValuesPerChunk
+        valuesPerUnit: Int = WorkUnits.defaultValuesPerUnit
     ) {
         let scaleRows = plan.scaleRowCount
         guard scaleRows > 0, let scaleBase = scales.baseAddress else { return }
@@ -50,9 +50,9 @@ public enum CPUQuantizer {
             input: input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scaleBase),
             codes: UnsafeMutableRawPointer(codes.baseAddress ?? scaleBase),
             scales: scaleBase)
-        let chunks = WorkChunks(plan: plan, valuesPerChunk: valuesPerChunk)
-        DispatchQueue.concurrentPerform(iterations: chunks.units.count) { chunk in
-            let unit = chunks.units[chunk]
+        let work = WorkUnits(plan: plan, valuesPerUnit: valuesPerUnit)
+        DispatchQueue.concurrentPerform(iterations: work.units.count) { index in
+            let unit = work.units[index]
             CodeThresholds.withTable(elementType: plan.elementType) { thresholds in
                 job.run(scaleRows: unit.scaleRows, kTiles: unit.kTiles, thresholds: &thresholds)
             }
@@ -67,20 +67,23 @@ public enum CPUQuantizer {
 /// tile interleaves its rows in every 64-byte line (a line holds the 4-byte words of rows r … r + 3,
 /// r + 32 … r + 35, r + 64 …, r + 96 …): two cores writing rows of one tile would share every line
 /// they write and pass it back and forth at each store (units of 36 whole rows did at K = 7168:
-/// 6.1 ms at M = 10240, E = 256 on 16 cores, against 4.4–5.2 ms with whole tiles).
+/// 6.1 ms at M = 10240, E = 256 on 16 cores, against 4.4–5.2 ms with whole tiles). Slices of one
+/// tile write disjoint k-tiles, so swizzled they share no line; linear, two slices of a row share
+/// the line the row is cut in (a performance cost of one line a row, not a race: the bytes differ).
 ///
 /// A tile costs its routed rows × K values (a padding-only tile, which is only zeroed, one row's
-/// worth). A tile that costs more than `valuesPerChunk` (a few tenths of a millisecond on one
-/// core) is cut into that many slices of its k-tiles, cut at even k-tiles (128 values: a row's code
-/// bytes split at whole 64-byte lines), so the last units leave no core idle for long; cheaper
-/// tiles are packed, consecutive ones together, into units of up to `valuesPerChunk` values or a
-/// 256th of the call, whichever is less. A sparse tile is one unit: every unit starts with an empty
+/// worth). A tile that costs more than `valuesPerUnit` (a few tenths of a millisecond on one core)
+/// is cut into ⌈cost / valuesPerUnit⌉ slices of its k-tiles (at most one a pair of k-tiles), cut at
+/// even k-tiles — 128 values of 16-value blocks, 256 of 32-value ones, so a row's code bytes split
+/// at whole 64-byte lines — and the last units leave no core idle for long; cheaper tiles are
+/// packed, consecutive ones together, into units of up to `valuesPerUnit` values or a 256th of
+/// the call, whichever is less. A sparse tile is one unit: every unit starts with an empty
 /// ``CodeThresholds``, so each slice of a tile finds its expert's entries anew — with four slices a
 /// tile, the entries took 16 % of the fast path's time at M = 4096, K = 7168, E = 256 (20 routed
 /// rows a tile), 6 % with one unit a tile (perf, 2 cores).
-struct WorkChunks {
+struct WorkUnits {
     static let tileRows = 128
-    static let defaultValuesPerChunk = 1 << 18
+    static let defaultValuesPerUnit = 1 << 18
 
     /// One unit of work: its scale rows (whole tiles) and k-tiles.
     struct Unit: Equatable {
@@ -90,39 +93,40 @@ struct WorkChunks {
 
     let units: [Unit]
 
-    init(plan: QuantizationPlan, valuesPerChunk: Int = defaultValuesPerChunk) {
+    init(plan: QuantizationPlan, valuesPerUnit: Int = defaultValuesPerUnit) {
         self.init(routedRowsPerTile: Self.routedRowsPerTile(plan), scaleRows: plan.scaleRowCount,
-                  geometry: plan.geometry, valuesPerChunk: valuesPerChunk)
+                  geometry: plan.geometry, valuesPerUnit: valuesPerUnit)
     }
 
     /// Units over `scaleRows` scale rows whose tile `t` holds `routedRowsPerTile[t]` routed rows.
-    init(routedRowsPerTile: [Int], scaleRows: Int, geometry: ScaleGeometry, valuesPerChunk: Int = defaultValuesPerChunk) {
-        let K = geometry.hiddenSize, kTiles = geometry.kTiles, pairs = (kTiles + 1) / 2
+    init(routedRowsPerTile: [Int], scaleRows scaleRowCount: Int, geometry: ScaleGeometry,
+         valuesPerUnit: Int = defaultValuesPerUnit) {
+        let K = geometry.hiddenSize, kTiles = geometry.kTiles, kTilePairs = (kTiles + 1) / 2
         let costs = routedRowsPerTile.map { max($0, 1) * K }
-        let packLimit = max(1, min(valuesPerChunk, costs.reduce(0, +) / 256))
-        func tiles(_ range: Range<Int>) -> Range<Int> {
-            range.lowerBound * Self.tileRows..<min(range.upperBound * Self.tileRows, scaleRows)
+        let packLimit = max(1, min(valuesPerUnit, costs.reduce(0, +) / 256))
+        func scaleRows(ofTiles range: Range<Int>) -> Range<Int> {
+            range.lowerBound * Self.tileRows..<min(range.upperBound * Self.tileRows, scaleRowCount)
         }
         var units: [Unit] = []
         var runStart = 0, runCost = 0
         for (t, cost) in costs.enumerated() {
-            if cost > valuesPerChunk {
-                if runStart < t { units.append(Unit(scaleRows: tiles(runStart..<t), kTiles: 0..<kTiles)) }
-                let slices = min(pairs, (cost + valuesPerChunk - 1) / valuesPerChunk)
+            if cost > valuesPerUnit {
+                if runStart < t { units.append(Unit(scaleRows: scaleRows(ofTiles: runStart..<t), kTiles: 0..<kTiles)) }
+                let slices = min(kTilePairs, (cost + valuesPerUnit - 1) / valuesPerUnit)
                 for slice in 0..<slices {
-                    units.append(Unit(scaleRows: tiles(t..<t + 1),
-                                      kTiles: 2 * (pairs * slice / slices)..<min(2 * (pairs * (slice + 1) / slices), kTiles)))
+                    units.append(Unit(scaleRows: scaleRows(ofTiles: t..<t + 1),
+                                      kTiles: 2 * (kTilePairs * slice / slices)..<min(2 * (kTilePairs * (slice + 1) / slices), kTiles)))
                 }
                 (runStart, runCost) = (t + 1, 0)
             } else {
                 if runCost > 0 && runCost + cost > packLimit {
-                    units.append(Unit(scaleRows: tiles(runStart..<t), kTiles: 0..<kTiles))
+                    units.append(Unit(scaleRows: scaleRows(ofTiles: runStart..<t), kTiles: 0..<kTiles))
                     (runStart, runCost) = (t, 0)
                 }
                 runCost += cost
             }
         }
-        if runStart < costs.count { units.append(Unit(scaleRows: tiles(runStart..<costs.count), kTiles: 0..<kTiles)) }
+        if runStart < costs.count { units.append(Unit(scaleRows: scaleRows(ofTiles: runStart..<costs.count), kTiles: 0..<kTiles)) }
         self.units = units
     }
 
@@ -140,8 +144,9 @@ struct WorkChunks {
 
 /// One call's pointers and constants, shared read-only by the workers.
 ///
-/// `@unchecked Sendable`: the pointers outlive the call (`quantize` blocks until every chunk is
-/// done) and workers write disjoint bytes (distinct rows' codes and scale bytes).
+/// `@unchecked Sendable`: the pointers outlive the call (`quantize` blocks until every unit is
+/// done) and workers write disjoint bytes: each (scale row, k-tile) belongs to one unit, so units
+/// of one row write disjoint blocks of its codes and scale bytes.
 private struct RowJob: @unchecked Sendable {
     let plan: QuantizationPlan
     let input: UnsafeRawPointer
@@ -321,7 +326,7 @@ private struct ScaleRowWriter {
     }
 
     /// Zeroes the row's bytes in k-tiles `kTiles`, padding columns included: four bytes a store
-    /// (a k-tile's bytes of one row are adjacent when swizzled; the linear row is contiguous).
+    /// when swizzled (a k-tile's bytes of one row are adjacent), one contiguous run when linear.
     func zero(kTiles: Range<Int>) {
         switch geometry.layout {
         case .linear:

@@ -51,11 +51,12 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 // Blocks per SM the kernel is compiled for: 3 (80 registers); 4 (64) for the plain bfloat16
 // kernel — on an H200 its E = 256 line units ran 2 % faster at K = 7168 and 6.5 % at K = 2048,
 // M = 32768, the rest alike, and NVRTC 13.5's ptxas fits it in 64 registers at 22 hidden sizes
-// from 16 to 16384, where float16 (its conversions) and the fused variants spill 4–16 bytes; 2 where 80
-// registers spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks),
-// and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the
-// gather and 32-value blocks since session 3; the plain line units since they hold 4 rows'
-// loads), where 13.5's did not. Untimed: no Blackwell card was at hand.
+// from 16 to 16384, while float16 (its conversions) and the fused variants spill 4–16 bytes there;
+// 2, before either of those (the plain bfloat16 kernel of sm_100a included), where 80 registers
+// spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every
+// hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and
+// 32-value blocks since session 3; the plain line units since they hold 4 rows' loads), where
+// 13.5's did not. Untimed: no Blackwell card was at hand.
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr bool kPlainBF16 = kInputBF16 && !kSiLUMul && !kGather && !kMasked && kBlockSize == 16 && !kScaleUE8M0;
 constexpr int kTunedMinBlocks = kTightRegisters ? 2 : (kPlainBF16 ? 4 : 3);
