@@ -1,3 +1,5 @@
+import NVFP4
+
 /// The geometry of one routing-layout call (one launch, or three on the blocks path): a value
 /// computed from `N = T·topk` and `E` alone, so it can be tested without a GPU.
 ///
@@ -142,9 +144,8 @@ public struct RoutingLaunchPlan: Hashable, Sendable, CustomStringConvertible {
         }
         let sharedWords = dynamicSharedMemoryLimit / 4
         let fitting = sharedWords / expertCount - 1
-        func roundUp128(_ n: Int) -> Int { (n + 127) / 128 * 128 }
-        let blockChunk = max(minimumBlockChunk, roundUp128(expertCount),
-                             roundUp128((idCount + maximumBlockCount - 1) / maximumBlockCount))
+        let blockChunk = max(minimumBlockChunk, roundUp(expertCount, 128),
+                             roundUp((idCount + maximumBlockCount - 1) / maximumBlockCount, 128))
         if idCount / blockChunk >= minimumBlockCount {
             let warps = max(1, min(blockChunk / idsPerCountingWarp, maxWarps, fitting))
             let groups = max(1, scanBlock / expertCount)
