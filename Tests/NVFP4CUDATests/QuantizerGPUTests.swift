@@ -18,6 +18,22 @@ extension DeviceProblem {
     func outputs() throws -> (codes: [UInt8], scales: [UInt8]) { (try codes.hostBytes(), try scales.hostBytes()) }
 }
 
+extension CUDAQuantizer {
+    /// Runs `variant` on `testCase` in fresh, poisoned device buffers and returns where its
+    /// output first differs from `expected` (nil when every byte is equal).
+    func firstDifference(_ testCase: ProblemCase, from expected: (codes: [UInt8], scales: [UInt8]),
+                         variant: QuantizerVariant, context: CUDAContext) throws -> String? {
+        let device = try DeviceProblem(testCase, context: context)
+        try device.poison()
+        try quantize(device.arguments, variant: variant)
+        try context.synchronizeOutsideCaptures()
+        let actual = try device.outputs()
+        return OutputDiff.firstDifference(
+            testCase.problem, expectedCodes: expected.codes, actualCodes: actual.codes,
+            expectedScales: expected.scales, actualScales: actual.scales)
+    }
+}
+
 /// The GPU shape set on top of the CPU catalog: E ∈ {36, 60, 257}, M ∈ {1, 7, 64, 1000, 32768},
 /// K ∈ {16, 48, 2048, 2880, 7168}, skewed routing with empty experts and rows past off[E].
 /// `NVFP4_GPU_CATALOG=quick` leaves out the M = 32768 shapes (for runs under compute-sanitizer).
@@ -53,14 +69,7 @@ struct QuantizerGPUTests {
         let quantizer = try CUDAQuantizer(context: context)
         for testCase in try gpuCatalog() {
             let expected = try testCase.runCPU(.fast, poison: 0xA5)
-            let device = try DeviceProblem(testCase, context: context)
-            try device.poison()
-            try quantizer.quantize(device.arguments, variant: variant)
-            try context.synchronizeOutsideCaptures()
-            let actual = try device.outputs()
-            let difference = OutputDiff.firstDifference(
-                testCase.problem, expectedCodes: expected.codes, actualCodes: actual.codes,
-                expectedScales: expected.scales, actualScales: actual.scales)
+            let difference = try quantizer.firstDifference(testCase, from: expected, variant: variant, context: context)
             #expect(difference == nil, "\(variant) \(testCase): \(difference ?? "")")
         }
     }

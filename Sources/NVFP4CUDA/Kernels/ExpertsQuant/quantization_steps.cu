@@ -26,8 +26,16 @@ __device__ __forceinline__ uint16_t toInputBits(float y) {
   return bits;
 }
 
-// Nearest-even to the input type and back.
-__device__ __forceinline__ float roundToInputType(float y) { return toFloat(toInputBits(y)); }
+// toInputBits of two values in one word, `low` in the low half (one conversion for the pair).
+__device__ __forceinline__ uint32_t toInputBitsPair(float low, float high) {
+  uint32_t bits;
+  if (kInputBF16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(bits) : "f"(high), "f"(low));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(bits) : "f"(high), "f"(low));
+  }
+  return bits;
+}
 
 // 2^k for k in [-126, 127], from the exponent bits.
 __device__ __forceinline__ float powerOfTwo(int k) { return __int_as_float((k + 127) << 23); }
@@ -66,8 +74,11 @@ __device__ __forceinline__ float silu(float g) { return __fdiv_rn(g, __fadd_rn(1
 // Step 0 for SiLU·mul before rounding: silu(g)·u in FP32.
 __device__ __forceinline__ float siluMul(float gate, float up) { return __fmul_rn(silu(gate), up); }
 
-// Step 0 for SiLU·mul: the value the block sees, rounded to the input type.
-__device__ __forceinline__ float activate(float gate, float up) { return roundToInputType(siluMul(gate, up)); }
+// Step 0 for SiLU·mul: the values the block sees, rounded to the input type (FusedVariants.md's
+// roundToInputType), two a word (the low pair's in the low half).
+__device__ __forceinline__ uint32_t activatePair(float gateLow, float upLow, float gateHigh, float upHigh) {
+  return toInputBitsPair(siluMul(gateLow, upLow), siluMul(gateHigh, upHigh));
+}
 
 #if NVFP4_SILU_TABLE
 // Step 0 by table, for bfloat16 gates: silu of the band [2^-25, 128) of both signs (silu_table.cu
@@ -155,42 +166,52 @@ __device__ __forceinline__ void siluOfWordsFromTable(const uint32_t (&gates)[kWo
   }
 }
 
-// Step 0 for a bfloat16 SiLU·mul block: activate's bits for words of gates and their words of
-// ups, silu by table.
+// Step 0 for a bfloat16 SiLU·mul block: activatePair's words for words of gates and their words of
+// ups, silu by table, two values a word as they came.
 template <int kWords>
 __device__ __forceinline__ void activateWordsFromTable(const uint32_t (&gates)[kWords], const uint32_t (&ups)[kWords],
-                                                       float (&x)[2 * kWords]) {
+                                                       uint32_t (&activated)[kWords]) {
   float silus[2 * kWords];
   siluOfWordsFromTable(gates, silus);
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    x[2 * w] = roundToInputType(__fmul_rn(silus[2 * w], toFloat(uint16_t(ups[w] & 0xFFFFu))));
-    x[2 * w + 1] = roundToInputType(__fmul_rn(silus[2 * w + 1], toFloat(uint16_t(ups[w] >> 16))));
+    activated[w] = toInputBitsPair(__fmul_rn(silus[2 * w], toFloat(uint16_t(ups[w] & 0xFFFFu))),
+                                   __fmul_rn(silus[2 * w + 1], toFloat(uint16_t(ups[w] >> 16))));
   }
 }
 #endif
 
+// The largest finite float: for a value that is never negative, `value <= kFloatMax` fails exactly for +Inf and NaN.
+constexpr float kFloatMax = 3.40282347e38f;
+
 // Step 1: running max of |x|; fmaxf ignores NaN, like the reference.
 __device__ __forceinline__ float blockAbsMax(float amax, float x) { return fmaxf(amax, fabsf(x)); }
 
-// Step 1 for values of the input type still packed two a word: a tree of packed maxima of
-// magnitudes (max.xorsign.abs: exact, a NaN loses to any number; the sign it gives is unused),
-// then the two halves' running max as above — half the instructions of one max a value.
-template <int kWords>
-__device__ __forceinline__ float packedBlockAbsMax(uint32_t (&words)[kWords]) {
-  static_assert((kWords & (kWords - 1)) == 0, "a tree over a power of two of words");
+// Step 1 for values of the input type still packed two a word, for the tuned kernel: a tree of
+// packed maxima of magnitudes (max.NaN.xorsign.abs: exact; the sign it gives is unused), then the
+// two halves' max — half the instructions of one max a value. Here a NaN wins: a block holding a
+// NaN gives NaN, one holding an infinity +Inf, so a finite result is blockAbsMax's over the block
+// and says that every value is finite; the caller takes blockAbsMax itself otherwise.
+template <int kWidth, int kWords>
+__device__ __forceinline__ void packedAbsMaxLevel(uint32_t (&words)[kWords]) {
 #pragma unroll
-  for (int width = kWords / 2; width >= 1; width /= 2) {
-#pragma unroll
-    for (int i = 0; i < width; ++i) {
-      if (kInputBF16) {
-        asm("max.xorsign.abs.bf16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + width]));
-      } else {
-        asm("max.xorsign.abs.f16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + width]));
-      }
+  for (int i = 0; i < kWidth; ++i) {
+    if (kInputBF16) {
+      asm("max.NaN.xorsign.abs.bf16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + kWidth]));
+    } else {
+      asm("max.NaN.xorsign.abs.f16x2 %0, %1, %2;" : "=r"(words[i]) : "r"(words[i]), "r"(words[i + kWidth]));
     }
   }
-  return blockAbsMax(blockAbsMax(0.0f, toFloat(uint16_t(words[0] & 0xFFFFu))), toFloat(uint16_t(words[0] >> 16)));
+  if constexpr (kWidth > 1) packedAbsMaxLevel<kWidth / 2>(words);
+}
+template <int kWords>
+__device__ __forceinline__ float packedBlockAbsMaxOrNaN(uint32_t (&words)[kWords]) {
+  static_assert(kWords >= 2 && (kWords & (kWords - 1)) == 0, "a tree over a power of two of words");
+  packedAbsMaxLevel<kWords / 2>(words);
+  float amax;
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(amax)
+      : "f"(fabsf(toFloat(uint16_t(words[0] & 0xFFFFu)))), "f"(fabsf(toFloat(uint16_t(words[0] >> 16)))));
+  return amax;
 }
 
 // Step 2.
@@ -233,7 +254,8 @@ __device__ __forceinline__ float outputScale(uint32_t scaleByte, float inverseGl
   return scaleByte == 0u ? 0.0f : __frcp_rn(__fmul_rn(decodeBlockScale(scaleByte), inverseGlobalScale));
 }
 
-// Step 5, software: the code of one value y = x · outScale, sign in bit 3.
+// Step 5, software: the code of one value y = x · outScale, sign in bit 3 (its magnitude bits
+// alone: roundMagnitudeToE2M1Software).
 //
 // The E2M1 grid has spacing q = 0.5 below 2, 1 in [2, 4) and 2 above. For each spacing the FP32
 // adder rounds |y| to a multiple of q, ties to even, when q·2^23 is added; the bit distance of
@@ -244,12 +266,15 @@ __device__ __forceinline__ float outputScale(uint32_t scaleByte, float inverseGl
 // sign bit, so −0 and negative values that round to zero keep it. y is always a product, and the
 // FP32 multiplier returns every NaN as the canonical positive NaN (0x7FFFFFFF): a NaN y has
 // huge candidates and no sign, code 0x7 (the exhaustive check converts products for this reason).
-__device__ __forceinline__ uint32_t roundToE2M1Software(float y) {
+__device__ __forceinline__ uint32_t roundMagnitudeToE2M1Software(float y) {
   const float magnitude = fabsf(y);
   const uint32_t half = __float_as_uint(__fadd_rn(magnitude, 4194304.0f)) - 0x4A800000u;         // n_0.5
   const uint32_t one = __float_as_uint(__fadd_rn(magnitude, 8388608.0f)) - (0x4B000000u - 2u);   // n_1 + 2
   const uint32_t two = __float_as_uint(__fadd_rn(magnitude, 16777216.0f)) - (0x4B800000u - 4u);  // n_2 + 4
-  return min(min(min(one, 7u), half), two) | ((__float_as_uint(y) >> 28) & 8u);
+  return min(min(min(one, 7u), half), two);
+}
+__device__ __forceinline__ uint32_t roundToE2M1Software(float y) {
+  return roundMagnitudeToE2M1Software(y) | ((__float_as_uint(y) >> 28) & 8u);
 }
 
 // Step 5 for a pair: the packed byte (first in the low nibble).
@@ -277,6 +302,44 @@ __device__ __forceinline__ uint32_t packNibbles(const float* x, float outScale) 
     for (int j = 7; j >= 0; --j) word = word * 16u + roundToE2M1Software(__fmul_rn(x[j], outScale));
   }
   return word;
+}
+
+// The sign bits of 8 values of the input type, from their 4 words (value 2i in the low half of
+// word i), in bit 3 of nibble j for value j: byte k of the result takes value 2k's sign (bit 15
+// of word k) to its bit 3 and value 2k + 1's (bit 31) to its bit 7. Four byte permutes gather
+// the bytes that hold the signs.
+__device__ __forceinline__ uint32_t signNibbles(const uint32_t* words) {
+  const uint32_t firstPair = __byte_perm(words[0], words[1], 0x7351);   // w0.b1, w1.b1, w0.b3, w1.b3
+  const uint32_t secondPair = __byte_perm(words[2], words[3], 0x7351);  // w2.b1, w3.b1, w2.b3, w3.b3
+  const uint32_t oddSigns = __byte_perm(firstPair, secondPair, 0x7632);   // bit 7 of byte k: value 2k + 1
+  const uint32_t evenSigns = __byte_perm(firstPair, secondPair, 0x5410);  // bit 7 of byte k: value 2k
+  return (oddSigns & 0x80808080u) | ((evenSigns >> 4) & 0x08080808u);
+}
+
+// Step 6, software, for a block whose values and output scale are all finite: packNibbles's
+// word for the 8 values of 4 words. Each product y = x · outScale then has x's sign and is never
+// NaN, so the signs come from the input words in one step (signNibbles) and each value adds
+// only its magnitude code (one multiply-add a value).
+__device__ __forceinline__ uint32_t packFiniteNibbles(const uint32_t* words, float outScale) {
+  uint32_t word = 0;
+#pragma unroll
+  for (int j = 7; j >= 0; --j) {
+    const uint16_t bits = uint16_t((j & 1) ? words[j / 2] >> 16 : words[j / 2] & 0xFFFFu);
+    asm("mad.lo.u32 %0, %1, 16, %2;" : "=r"(word) : "r"(word), "r"(roundMagnitudeToE2M1Software(__fmul_rn(toFloat(bits), outScale))));
+  }
+  return word | signNibbles(words);
+}
+
+// Step 6 for 16 values of 8 words (8 bytes of codes) by packNibbles, the signs from the products:
+// the route of a block with a NaN or an infinity, or whose output scale is infinite.
+__device__ __forceinline__ uint2 codesFromProducts(const uint32_t* words, float outScale) {
+  float x[16];
+#pragma unroll
+  for (int w = 0; w < 8; ++w) {
+    x[2 * w] = toFloat(uint16_t(words[w] & 0xFFFFu));
+    x[2 * w + 1] = toFloat(uint16_t(words[w] >> 16));
+  }
+  return make_uint2(packNibbles(x, outScale), packNibbles(x + 8, outScale));
 }
 
 // Where block kb of scale row s lives.
