@@ -48,18 +48,20 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-// Blocks per SM the kernel is compiled for: 3 (80 registers); 4 (64) for the plain bfloat16
-// kernel — on an H200 its E = 256 line units ran 2 % faster at K = 7168 and 6.5 % at K = 2048,
-// M = 32768, the rest alike, and NVRTC 13.5's ptxas fits it in 64 registers at 22 hidden sizes
-// from 16 to 16384, while float16 (its conversions) and the fused variants spill 4–16 bytes there;
-// 2, before either of those (the plain bfloat16 kernel of sm_100a included), where 80 registers
-// spill — a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every
-// hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and
-// 32-value blocks since session 3; the plain line units since they hold 4 rows' loads), where
-// 13.5's did not. Untimed: no Blackwell card was at hand.
+// Blocks per SM the kernel is compiled for: 4 (64 registers) for the bfloat16 kernels without a
+// gather — on an H200 the plain kernel's E = 256 line units ran 2 % faster at K = 7168 and 6.5 %
+// at K = 2048, M = 32768 (session 11), and once the codes' signs came from the input words
+// (session 12) SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster, the gather 1–2 %
+// slower at K = 7168; NVRTC 13.5's ptxas fits them in 64 registers with no spill at every hidden
+// size the compile sweep tried. 3 (80) for the gather and float16 (untimed at 4: their
+// conversions spilled at 64 registers before session 12). 2 where 80 registers spill — a lane
+// holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every hardware-E2M1
+// (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and 32-value blocks
+// since session 3; the plain line units since they hold 4 rows' loads), where 13.5's did not.
+// Untimed: no Blackwell card was at hand.
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
-constexpr bool kPlainBF16 = kInputBF16 && !kSiLUMul && !kGather && !kMasked && kBlockSize == 16 && !kScaleUE8M0;
-constexpr int kTunedMinBlocks = kTightRegisters ? 2 : (kPlainBF16 ? 4 : 3);
+constexpr bool kFourBlocks = kInputBF16 && !kGather;
+constexpr int kTunedMinBlocks = kTightRegisters ? 2 : (kFourBlocks ? 4 : 3);
 
 // The 4·kVectors 32-bit words of kVectors 16-byte vectors from v on (two 16-bit values a word).
 template <int kVectors>
