@@ -16,8 +16,8 @@ struct ProductSignGPUTests {
     /// - expert 0 (gs = 1): a negative NaN (row 0, value 19), −Inf (row 1, value 37: an infinite
     ///   product, which keeps its sign, code 0xF), a positive NaN beside −0 (row 2, values 50 and 51);
     /// - expert 1 (gs = 3·10^38): row 0's first block holds only ±10^-38, ±0, so its output scale
-    ///   overflows to +Inf (in bfloat16; float16 flushes 10^-38 to 0) and −0 · Inf is NaN (value 2);
-    /// - expert 2 (gs = 2·10^-38): ±Inf make the scale byte 448, whose output scale is then 0, and
+    ///   overflows to +Inf (in bfloat16; float16 rounds 10^-38 to 0) and −0 · Inf is NaN (value 2);
+    /// - expert 2 (gs = 2·10^-38): ±Inf make the scale byte 0x7E (448), whose output scale is then 0, and
     ///   −Inf · 0 is NaN (row 0, value 1).
     /// Returns the case and the codes that some values (row, column) must get.
     static func problemCase(_ type: ElementType) throws -> (ProblemCase, [(row: Int, column: Int, code: UInt8)]) {

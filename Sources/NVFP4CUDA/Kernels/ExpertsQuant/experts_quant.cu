@@ -51,8 +51,9 @@
 //   prefetch input rows below M into L2 before it knows off[E]).
 //
 // Numerics (identical to the CPU reference, Sources/NVFP4/Reference/QuantizationSteps.swift):
-//   activatePair     identity, or y = silu(g)·u with silu(g) = g / (1 + expSiLU(−g)), rounded
-//                    to the input type (nearest-even; Documentation/FusedVariants.md), two a word;
+//   activateBlock    identity, or y = silu(g)·u with silu(g) = g / (1 + expSiLU(−g)), rounded
+//                    to the input type (nearest-even; Documentation/FusedVariants.md), two a word
+//                    (activatePair);
 //                    the tuned kernel looks a bfloat16 gate's silu up in a table of those values
 //                    (silu_table.cu, generated from the CPU's SiLU; SiLUTable.swift has the rules)
 //   blockAbsMax      max |x| over B values, NaN ignored (fmaxf)

@@ -331,7 +331,8 @@ __device__ __forceinline__ uint32_t packFiniteNibbles(const uint32_t* words, flo
 }
 
 // Step 6 for 16 values of 8 words (8 bytes of codes) by packNibbles, the signs from the products:
-// the route of a block with a NaN or an infinity, or whose output scale is infinite.
+// the route of a block with a NaN or an infinity, or whose output scale is infinite, and of every
+// block where the E2M1 conversion is the hardware's.
 __device__ __forceinline__ uint2 codesFromProducts(const uint32_t* words, float outScale) {
   float x[16];
 #pragma unroll

@@ -120,7 +120,7 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
   }
   const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
   const float outScale = outputScale(scaleByte, inverseGs);
-  const bool signsFromWords = !kHardwareE2M1 && finite && outScale <= kFloatMax;  // every product finite
+  const bool signsFromWords = !kHardwareE2M1 && finite && outScale <= kFloatMax;  // no product NaN, each of its value's sign
 #pragma unroll
   for (int h = 0; h < kBlockSize / 16; ++h) {  // 8 bytes of codes per 16 values
     *reinterpret_cast<uint2*>(codes + 8 * h) =
