@@ -15,6 +15,14 @@ __device__ __forceinline__ float toFloat(uint16_t bits) {
   }
 }
 
+// The values of the input type as the kernels hold them, two a word: value 2i in the low half of
+// word i, value 2i + 1 in the high half.
+__device__ __forceinline__ float lowValue(uint32_t word) { return toFloat(uint16_t(word & 0xFFFFu)); }
+__device__ __forceinline__ float highValue(uint32_t word) { return toFloat(uint16_t(word >> 16)); }
+__device__ __forceinline__ float valueAt(const uint32_t* words, int j) {
+  return (j & 1) ? highValue(words[j / 2]) : lowValue(words[j / 2]);
+}
+
 // Nearest-even to the input type's bits (overflow to ±Inf).
 __device__ __forceinline__ uint16_t toInputBits(float y) {
   uint16_t bits;
@@ -160,8 +168,8 @@ __device__ __forceinline__ void siluOfWordsFromTable(const uint32_t (&gates)[kWo
   } else {
 #pragma unroll
     for (int w = 0; w < kWords; ++w) {
-      silus[2 * w] = siluFromTable(toFloat(uint16_t(gates[w] & 0xFFFFu)));
-      silus[2 * w + 1] = siluFromTable(toFloat(uint16_t(gates[w] >> 16)));
+      silus[2 * w] = siluFromTable(lowValue(gates[w]));
+      silus[2 * w + 1] = siluFromTable(highValue(gates[w]));
     }
   }
 }
@@ -175,8 +183,7 @@ __device__ __forceinline__ void activateWordsFromTable(const uint32_t (&gates)[k
   siluOfWordsFromTable(gates, silus);
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    activated[w] = toInputBitsPair(__fmul_rn(silus[2 * w], toFloat(uint16_t(ups[w] & 0xFFFFu))),
-                                   __fmul_rn(silus[2 * w + 1], toFloat(uint16_t(ups[w] >> 16))));
+    activated[w] = toInputBitsPair(__fmul_rn(silus[2 * w], lowValue(ups[w])), __fmul_rn(silus[2 * w + 1], highValue(ups[w])));
   }
 }
 #endif
@@ -205,12 +212,14 @@ __device__ __forceinline__ void packedAbsMaxLevel(uint32_t (&words)[kWords]) {
   if constexpr (kWidth > 1) packedAbsMaxLevel<kWidth / 2>(words);
 }
 template <int kWords>
-__device__ __forceinline__ float packedBlockAbsMaxOrNaN(uint32_t (&words)[kWords]) {
+__device__ __forceinline__ float packedBlockAbsMaxOrNaN(const uint32_t (&words)[kWords]) {
   static_assert(kWords >= 2 && (kWords & (kWords - 1)) == 0, "a tree over a power of two of words");
-  packedAbsMaxLevel<kWords / 2>(words);
+  uint32_t tree[kWords];
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) tree[w] = words[w];
+  packedAbsMaxLevel<kWords / 2>(tree);
   float amax;
-  asm("max.NaN.f32 %0, %1, %2;" : "=f"(amax)
-      : "f"(fabsf(toFloat(uint16_t(words[0] & 0xFFFFu)))), "f"(fabsf(toFloat(uint16_t(words[0] >> 16)))));
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(amax) : "f"(fabsf(lowValue(tree[0]))), "f"(fabsf(highValue(tree[0]))));
   return amax;
 }
 
@@ -324,8 +333,8 @@ __device__ __forceinline__ uint32_t packFiniteNibbles(const uint32_t* words, flo
   uint32_t word = 0;
 #pragma unroll
   for (int j = 7; j >= 0; --j) {
-    const uint16_t bits = uint16_t((j & 1) ? words[j / 2] >> 16 : words[j / 2] & 0xFFFFu);
-    asm("mad.lo.u32 %0, %1, 16, %2;" : "=r"(word) : "r"(word), "r"(roundMagnitudeToE2M1Software(__fmul_rn(toFloat(bits), outScale))));
+    asm("mad.lo.u32 %0, %1, 16, %2;" : "=r"(word)
+        : "r"(word), "r"(roundMagnitudeToE2M1Software(__fmul_rn(valueAt(words, j), outScale))));
   }
   return word | signNibbles(words);
 }
@@ -336,10 +345,7 @@ __device__ __forceinline__ uint32_t packFiniteNibbles(const uint32_t* words, flo
 __device__ __forceinline__ uint2 codesFromProducts(const uint32_t* words, float outScale) {
   float x[16];
 #pragma unroll
-  for (int w = 0; w < 8; ++w) {
-    x[2 * w] = toFloat(uint16_t(words[w] & 0xFFFFu));
-    x[2 * w + 1] = toFloat(uint16_t(words[w] >> 16));
-  }
+  for (int j = 0; j < 16; ++j) x[j] = valueAt(words, j);
   return make_uint2(packNibbles(x, outScale), packNibbles(x + 8, outScale));
 }
 
@@ -356,10 +362,7 @@ __device__ __forceinline__ int64_t scaleByteOffset(int64_t s, int kb) {
 __device__ __forceinline__ void unpack(uint4 v, float* x) {
   const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    x[2 * i] = toFloat(uint16_t(w[i] & 0xFFFFu));
-    x[2 * i + 1] = toFloat(uint16_t(w[i] >> 16));
-  }
+  for (int j = 0; j < 8; ++j) x[j] = valueAt(w, j);
 }
 
 // The expert owning scale row s: the last e with table[e] <= s, searching e in [low, E).

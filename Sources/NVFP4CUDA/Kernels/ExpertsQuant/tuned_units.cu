@@ -88,8 +88,7 @@ __device__ __forceinline__ void activateBlock(const uint4 (&v)[kLoadsPerBlock], 
     wordsOf<kVectorsPerBlock>(v + kVectorsPerBlock, ups);
 #pragma unroll
     for (int w = 0; w < kBlockSize / 2; ++w) {
-      words[w] = activatePair(toFloat(uint16_t(words[w] & 0xFFFFu)), toFloat(uint16_t(ups[w] & 0xFFFFu)),
-                              toFloat(uint16_t(words[w] >> 16)), toFloat(uint16_t(ups[w] >> 16)));
+      words[w] = activatePair(lowValue(words[w]), lowValue(ups[w]), highValue(words[w]), highValue(ups[w]));
     }
   }
 #endif
@@ -106,17 +105,12 @@ __device__ __forceinline__ uint32_t quantizeBlock(const uint4 (&v)[kLoadsPerBloc
   if (!quantize) return 0;
   uint32_t words[kBlockSize / 2];
   activateBlock(v, words);
-  uint32_t tree[kBlockSize / 2];
-#pragma unroll
-  for (int w = 0; w < kBlockSize / 2; ++w) tree[w] = words[w];
-  float amax = packedBlockAbsMaxOrNaN(tree);
+  float amax = packedBlockAbsMaxOrNaN(words);
   const bool finite = amax <= kFloatMax;
   if (!finite) {  // NaN ignored, a value at a time (rare)
     amax = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kBlockSize / 2; ++w) {
-      amax = blockAbsMax(blockAbsMax(amax, toFloat(uint16_t(words[w] & 0xFFFFu))), toFloat(uint16_t(words[w] >> 16)));
-    }
+    for (int j = 0; j < kBlockSize; ++j) amax = blockAbsMax(amax, valueAt(words, j));
   }
   const uint32_t scaleByte = encodeBlockScale(blockScale(amax, gs));
   const float outScale = outputScale(scaleByte, inverseGs);
