@@ -89,7 +89,14 @@ struct ConcurrencyGPUTests {
         #expect(completed.withLock { $0 } == cases.count * rounds)
     }
 
-    @Test("host-data calls on another thread leave a global-mode graph capture intact and give the CPU's bytes")
+    /// A global-mode capture is process-wide: while it lasts, an unsafe call from any thread of the
+    /// process (a `cuMemAlloc` in another suite's test) invalidates it, and that call fails. Beside
+    /// the parallel suites it once failed that way together with a routing test (H200, session 13),
+    /// so it runs only when asked to, alone (not beside the other isolated test either: their
+    /// suites would run in parallel):
+    /// `NVFP4_ISOLATED=1 .gpu-bundle/tests.xctest --testing-library swift-testing --filter hostCallsBesideGlobalCapture`.
+    @Test("host-data calls on another thread leave a global-mode graph capture intact and give the CPU's bytes",
+          .enabled(if: environmentFlag("NVFP4_ISOLATED"), "a process-wide capture mode: run it alone with NVFP4_ISOLATED=1"))
     func hostCallsBesideGlobalCapture() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context)
