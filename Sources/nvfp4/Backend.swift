@@ -43,7 +43,7 @@ struct Backend {
         guard try CUDADevice.count() > 0 else {
             throw NVFP4Error.cudaUnavailable(library: "libcuda", searched: [], reason: "the driver reports no CUDA device")
         }
-        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy())
+        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy(), wideBlocks: wideBlockPolicy())
     }
 
     /// `NVFP4_LINE_UNITS=always` has the tuned kernels that have line units use them for every
@@ -51,6 +51,17 @@ struct Backend {
     /// choice to the kernel.
     static func lineUnitPolicy() -> LineUnitPolicy {
         getenv("NVFP4_LINE_UNITS").map { String(cString: $0) } == "always" ? .always : .automatic
+    }
+
+    /// `NVFP4_WIDE_BLOCKS=always` runs the tuned kernels that allow it in blocks of 1024 threads
+    /// for every problem (same bytes; for fuzzing that path on small shapes), `never` in blocks of
+    /// 256 (for comparisons); anything else leaves the choice to the launch plan.
+    static func wideBlockPolicy() -> WideBlockPolicy {
+        switch getenv("NVFP4_WIDE_BLOCKS").map({ String(cString: $0) }) {
+        case "always": .always
+        case "never": .never
+        default: .automatic
+        }
     }
 
     func quantize(_ problem: QuantizationProblem, input: UnsafeBufferPointer<UInt16>,

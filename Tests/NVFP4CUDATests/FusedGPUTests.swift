@@ -115,7 +115,7 @@ struct FusedGPUTests {
         }
     }
 
-    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts, identity and SiLU·mul (bfloat16 line units from K = 4096); gather kernels, which have none, ignore the request")
+    @Test("line units forced on every dense tile give the CPU path's bytes: each block format, offsets and masked layouts; SiLU·mul and gather kernels, which have none, ignore the request")
     func lineUnitsMatchCPU() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context, lineUnits: .always)
@@ -144,13 +144,6 @@ struct FusedGPUTests {
                     expectSameBytes(expected, try device.outputs(), "\(masked)")
                 }
             }
-            // bfloat16 SiLU·mul (the table) with line units in the swizzled offsets layout: the
-            // case builder maps an even seed to bfloat16 and one off a multiple of 3 to swizzled.
-            let tableSeed = 5302 + 6 * UInt64(FusedCases.formats.firstIndex(of: format) ?? 0)
-            let tableCase = try FusedCases.offsets(seed: tableSeed, experts: 2, tokens: 200, hiddenSize: 4608,
-                                                   format: format, activation: .siluMul, gather: false)
-            #expect(tableCase.problem.elementType == .bfloat16 && tableCase.problem.scaleLayout == .swizzled)
-            try expectGPUMatchesCPU(tableCase, quantizer: quantizer)
         }
     }
 

@@ -90,15 +90,46 @@ struct KernelCompileTests {
                     #expect((function.sharedMemoryBytes >= LaunchPlan.siluTableByteCount) == specialization.looksUpSiLU,
                             "\(specialization): \(function.sharedMemoryBytes) static bytes, SiLU table expected: \(specialization.looksUpSiLU)")
                     // Line units (and their staged lines) are compiled into the swizzled kernels
-                    // without a gather only, bfloat16 SiLU·mul from K = 4096; in the others ptxas drops them.
-                    let hasLineUnits = layout == .swizzled && rowMap != .gathered
-                        && (activation == .identity
-                            || (type == .bfloat16 && hiddenSize >= LaunchPlan.siluLineUnitsMinimumHiddenSize))
+                    // without a gather or SiLU·mul only; in the others ptxas drops them.
+                    let hasLineUnits = layout == .swizzled && rowMap != .gathered && activation == .identity
                     #expect((function.sharedMemoryBytes - table >= LaunchPlan.lineStagingByteCount) == hasLineUnits,
                             "\(specialization): \(function.sharedMemoryBytes) static bytes, line units expected: \(hasLineUnits)")
+                    #expect(Self.maxThreads(ofEntry: entryPoint, ptx: output.ptx) == specialization.expectedTunedMaxThreads,
+                            "\(specialization): launch bounds")
                 }
             }
         }
+    }
+
+    /// The `.maxntid` of `entry` in the PTX (its launch bounds' thread count), nil when absent.
+    static func maxThreads(ofEntry entry: String, ptx: [UInt8]) -> Int? {
+        let text = String(decoding: ptx, as: UTF8.self)
+        guard let start = text.range(of: ".entry \(entry)("),
+              let bound = text[start.upperBound...].range(of: ".maxntid ") else { return nil }
+        return Int(text[bound.upperBound...].prefix(while: \.isNumber))
+    }
+
+    @Test("wide blocks: only where the kernel allows them, never masked or with forced line units, and only for problems that give a wave of them several steps a thread")
+    func wideBlockPolicy() {
+        func wide(rows: Int, columns: Int = 448, hiddenSize: Int = 7168, siluMul: Bool = false, masked: Bool = false,
+                  forced: Bool = false, maxThreads: Int = 1024) -> Bool {
+            LaunchPlan.takesWideBlocks(rowCapacity: rows, scaleColumns: columns, hiddenSize: hiddenSize, siluMul: siluMul,
+                                       masked: masked, forcedLineUnits: forced, kernelMaxThreads: maxThreads,
+                                       multiprocessorCount: 132)
+        }
+        // 8 steps (SiLU·mul: 3) of 2 scale bytes for each of 132 · 1024 threads.
+        #expect(wide(rows: 4828) && !wide(rows: 4827), "K = 7168: 448 scale bytes a row")
+        #expect(wide(rows: 6336, columns: 128, hiddenSize: 2048, siluMul: true))
+        #expect(!wide(rows: 6335, columns: 128, hiddenSize: 2048, siluMul: true))
+        #expect(wide(rows: 1811, siluMul: true) && !wide(rows: 1810, siluMul: true))
+        #expect(!wide(rows: 1 << 20, columns: 128, hiddenSize: 2048), "plain K = 2048 keeps line units")
+        #expect(wide(rows: 1 << 20, columns: 256, hiddenSize: 4096))
+        #expect(!wide(rows: 1 << 20, masked: true) && !wide(rows: 1 << 20, forced: true))
+        #expect(!wide(rows: 1 << 20, maxThreads: 256), "the kernel's launch bounds")
+        #expect(wide(rows: Int.max, columns: 448), "no overflow")
+        let plan = LaunchPlan.tuned(rowCapacity: 8192, scaleRowCapacity: 8192 + 127 * 8, scaleColumns: 448, expertCount: 8,
+                                    block: LaunchPlan.wideTunedBlock, multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 1 })
+        #expect(plan.block == 1024 && plan.grid == 132)
     }
 
     @Test("launch plans follow the seed's formulas and fill one wave for tuned")
@@ -180,5 +211,15 @@ struct KernelCompileTests {
                 Issue.record("\(argument): \(error)")
             }
         }
+    }
+}
+
+extension KernelSpecialization {
+    /// The tuned kernel's launch bounds as tuned_units.cu sets them (`kTunedMaxThreads`): 1024
+    /// threads for bfloat16 without a gather, at most 4 loads a block (not 32-value SiLU·mul
+    /// blocks) and the software E2M1 conversion; 256 otherwise.
+    var expectedTunedMaxThreads: Int {
+        let tight = target.hardwareE2M1 || (activation == .siluMul && blockFormat.blockSize == 32)
+        return elementType == .bfloat16 && rowMap != .gathered && !tight ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
     }
 }

@@ -11,18 +11,22 @@ public final class CUDAQuantizer: Sendable {
     public let multiprocessorCount: Int
     /// When the tuned kernel uses line units (the bytes are the same either way).
     public let lineUnits: LineUnitPolicy
+    /// When the tuned kernel runs in blocks of 1024 threads (the bytes are the same either way).
+    public let wideBlocks: WideBlockPolicy
     let cache: KernelCache
     private let loaded = Locked<[KernelSpecialization: LoadedKernels]>([:])
 
     /// A quantizer for `context`'s device; throws ``NVFP4Error/unsupportedArchitecture(major:minor:)``
     /// for a device without a kernel target.
-    public init(context: CUDAContext, cache: KernelCache = .shared, lineUnits: LineUnitPolicy = .automatic) throws {
+    public init(context: CUDAContext, cache: KernelCache = .shared, lineUnits: LineUnitPolicy = .automatic,
+                wideBlocks: WideBlockPolicy = .automatic) throws {
         let capability = try context.device.computeCapability
         self.context = context
         self.target = try KernelTarget.forComputeCapability(major: capability.major, minor: capability.minor)
         self.multiprocessorCount = try context.device.multiprocessorCount
         self.cache = cache
         self.lineUnits = lineUnits
+        self.wideBlocks = wideBlocks
     }
 
     /// The module for a specialization of this quantizer's target, compiled or loaded on first use.
@@ -64,21 +68,32 @@ public final class CUDAQuantizer: Sendable {
         try plan(arguments, variant: variant, kernels: try kernels(for: arguments))
     }
 
-    private func tunedPlan(_ function: CUDAFunction, geometry: ScaleGeometry, rowCapacity: Int, scaleByteCapacity: Int,
+    private func tunedPlan(_ kernels: LoadedKernels, geometry: ScaleGeometry, rowCapacity: Int, scaleByteCapacity: Int,
                            expertCount: Int, masked: Bool) throws -> LaunchPlan {
-        try LaunchPlan.tuned(
+        let function = try kernels.function(for: .tuned)
+        let wide = switch wideBlocks {
+        case .automatic:
+            LaunchPlan.takesWideBlocks(
+                rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow, hiddenSize: kernels.specialization.hiddenSize,
+                siluMul: kernels.specialization.activation == .siluMul, masked: masked, forcedLineUnits: lineUnits == .always,
+                kernelMaxThreads: kernels.tunedMaxThreads, multiprocessorCount: multiprocessorCount)
+        case .always: kernels.tunedMaxThreads >= LaunchPlan.wideTunedBlock
+        case .never: false
+        }
+        let block = wide ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
+        return try LaunchPlan.tuned(
             rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
-            expertCount: expertCount, masked: masked, multiprocessorCount: multiprocessorCount
+            expertCount: expertCount, masked: masked, block: block, multiprocessorCount: multiprocessorCount
         ) { sharedBytes in
-            try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
+            try function.maxActiveBlocksPerMultiprocessor(blockSize: block, dynamicSharedMemoryByteCount: sharedBytes)
         }
     }
 
     private func plan(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant, kernels: LoadedKernels) throws -> LaunchPlan {
-        let function = try kernels.function(for: variant)
+        _ = try kernels.function(for: variant)  // throws for a variant this specialization lacks
         switch variant {
         case .tuned:
-            return try tunedPlan(function, geometry: arguments.geometry, rowCapacity: arguments.rowCount,
+            return try tunedPlan(kernels, geometry: arguments.geometry, rowCapacity: arguments.rowCount,
                                  scaleByteCapacity: arguments.scaleByteCapacity,
                                  expertCount: arguments.expertCount, masked: false)
         case .seed:
@@ -120,7 +135,7 @@ public final class CUDAQuantizer: Sendable {
     /// The launch a masked call would make.
     public func plan(for arguments: DeviceMaskedQuantizationArguments) throws -> LaunchPlan {
         let kernels = try kernels(for: arguments)
-        return try tunedPlan(try kernels.function(for: .tuned), geometry: arguments.geometry,
+        return try tunedPlan(kernels, geometry: arguments.geometry,
                              rowCapacity: arguments.groupCount * arguments.maxRowsPerGroup,
                              scaleByteCapacity: arguments.scaleByteCount, expertCount: arguments.groupCount, masked: true)
     }
@@ -156,6 +171,9 @@ struct LoadedKernels: Sendable {
     let siluMulRows: CUDAFunction
     /// The silu table route's check (bfloat16 SiLU·mul specializations only).
     let siluTableAll: CUDAFunction?
+    /// The tuned kernel's largest block (its launch bounds: ``LaunchPlan/wideTunedBlock`` where
+    /// `kWideBlocks` holds); 0 where the specialization has no tuned kernel.
+    let tunedMaxThreads: Int
 
     init(module: CUDAModule, specialization: KernelSpecialization, origin: CompiledKernel.Origin) throws {
         self.module = module
@@ -168,6 +186,7 @@ struct LoadedKernels: Sendable {
             try tuned.setMaxDynamicSharedMemory(LaunchPlan.dynamicSharedMemoryLimit)
         }
         self.variants = variants
+        self.tunedMaxThreads = try variants[.tuned]?.attribute(.maxThreadsPerBlock) ?? 0
         self.roundToE2M1All = try module.function(named: "nvfp4_round_to_e2m1_all")
         self.encodeE4M3All = try module.function(named: "nvfp4_encode_e4m3_all")
         self.encodeUE8M0All = try module.function(named: "nvfp4_encode_ue8m0_all")

@@ -15,6 +15,19 @@ public enum QuantizerVariant: String, Sendable, CaseIterable, CustomStringConver
     public var description: String { rawValue }
 }
 
+/// When the tuned kernel runs in blocks of 1024 threads (row units only) rather than 256, in the
+/// kernels whose launch bounds allow it. Both give the same bytes; the choice is speed only.
+public enum WideBlockPolicy: Sendable, Equatable {
+    /// ``LaunchPlan/takesWideBlocks(rowCapacity:scaleColumns:hiddenSize:siluMul:masked:forcedLineUnits:kernelMaxThreads:multiprocessorCount:)``
+    /// decides: large SiLU·mul problems and large ones from K = 4096.
+    case automatic
+    /// Every launch whose kernel allows them, masked and small problems included (line units then
+    /// never run): for tests, fuzzing and sanitizer runs of that path on small shapes.
+    case always
+    /// Never: 256 threads a block, as before wide blocks existed; for comparisons.
+    case never
+}
+
 /// Grid, block and shared memory for one launch: a value computed from the problem's shape and
 /// the device's numbers, so it can be tested without a GPU.
 public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
@@ -31,8 +44,11 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
             + (zeroScalesFirst ? ", scales zeroed first" : "")
     }
 
-    /// The tuned kernel's block size (its `__launch_bounds__`).
+    /// The tuned kernel's block: 8 warps, as its line units take them.
     public static let tunedBlock = 256
+    /// The tuned kernel's wide block, row units only, in the kernels whose launch bounds allow it
+    /// (`kWideBlocks`: bfloat16 without a gather, 64 registers a thread); see ``takesWideBlocks``.
+    public static let wideTunedBlock = 1024
     /// Scale bytes per thread per loop trip of the tuned kernel's row units (`kTunedUnroll` at
     /// most; 1 where a block takes more than 2 loads).
     public static let tunedUnroll = 2
@@ -46,11 +62,6 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel's static shared memory: the line staging and its validation word (ptxas
     /// reports 2,320 bytes; a test checks the report).
     public static let tunedStaticSharedMemoryByteCount = lineStagingByteCount + 16
-    /// The smallest K whose bfloat16 SiLU·mul kernels have line units (the kernel's
-    /// `kSiLULineUnitsFromK`; float16 SiLU·mul has none; the compile test checks which kernels
-    /// have them): 3.5 % faster at M = 32768, K = 7168, 1.5–3 % slower at M = 8192, K = 7168 and
-    /// at K = 2048 (BENCHMARKS.md, session 7).
-    public static let siluLineUnitsMinimumHiddenSize = 4096
     /// The staged ``SiLUTable`` of a bfloat16 SiLU·mul kernel: static shared memory beside the
     /// rest, whose launches are allowed the same dynamic shared memory as the others (the quantizer
     /// raises their limit past 48 KiB in all).
@@ -64,8 +75,41 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// of the experts' dense tiles and of their tail rows (`expert_tables.cu`).
     public static let sharedTableCount = 4
 
-    /// The tuned kernel: one wave (`blocksPerMultiprocessor` from the occupancy API for this
-    /// block and shared-memory size), fewer blocks when the most work either phase can have needs
+    /// The smallest K at which a problem without SiLU·mul takes wide blocks (``takesWideBlocks``).
+    public static let wideBlocksMinimumHiddenSize = 4096
+
+    /// Whether a tuned launch takes blocks of ``wideTunedBlock`` threads rather than
+    /// ``tunedBlock``: where the kernel allows them (`kernelMaxThreads`, its launch bounds), line
+    /// units are not forced (they need 8-warp blocks), the rows are not masked (their valid rows,
+    /// unknown to the host, are few in the low-latency case that layout serves), the problem is
+    /// SiLU·mul or K ≥ ``wideBlocksMinimumHiddenSize``, and its rows give every thread of a wave of
+    /// wide blocks at least ``wideBlockMinimumSteps(siluMul:)`` steps of ``tunedUnroll`` scale bytes.
+    ///
+    /// Why (H200, kernel lab, session 13): a wide block puts 32 consecutive row units on one SM
+    /// and stages one silu table an SM instead of four. SiLU·mul + quantize ran 7–11 % faster at
+    /// M ≥ 8192 (K = 2048, 4096, 7168); the plain kernel's row units in wide blocks beat its line
+    /// units by 4–5 % at K = 7168, M = 8192, but lost 2–7 % at K = 2048, M = 8192, and any kernel
+    /// took 25 % longer at M = 128.
+    public static func takesWideBlocks(
+        rowCapacity: Int, scaleColumns: Int, hiddenSize: Int, siluMul: Bool, masked: Bool, forcedLineUnits: Bool,
+        kernelMaxThreads: Int, multiprocessorCount: Int
+    ) -> Bool {
+        guard kernelMaxThreads >= wideTunedBlock, !masked, !forcedLineUnits,
+              siluMul || hiddenSize >= wideBlocksMinimumHiddenSize else { return false }
+        let steps = rowCapacity.multipliedReportingOverflow(by: scaleColumns)
+        return steps.overflow
+            || steps.partialValue / tunedUnroll >= wideBlockMinimumSteps(siluMul: siluMul) * multiprocessorCount * wideTunedBlock
+    }
+
+    /// Steps of ``tunedUnroll`` scale bytes each thread of a wave of wide blocks must have before a
+    /// problem takes them, where wide and 8-warp blocks crossed in the kernel lab (H200, session 13,
+    /// M from 1024 to 8192): SiLU·mul 3 (K = 2048 won from ~4,000 rows, 4–7 %; K = 7168 lost up to
+    /// 5 % below 2,048 rows), the plain kernel 8 (K = 7168 lost 4–9 % at 1,659–3,072 rows, broke
+    /// even at 4,096 and won 4–5 % from 6,144; K = 4096 even from 4,096 to 8,192 rows).
+    public static func wideBlockMinimumSteps(siluMul: Bool) -> Int { siluMul ? 3 : 8 }
+
+    /// The tuned kernel in blocks of `block` threads: one wave (`blocksPerMultiprocessor` from the
+    /// occupancy API for this block and shared-memory size), fewer blocks when the most work either phase can have needs
     /// fewer: the routed rows (at most `rowCapacity`) take ``tunedUnroll`` scale bytes a thread
     /// in row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
     /// covers more than 64 routed rows a tile), the padding (at most `scaleRowCapacity` rows)
@@ -75,17 +119,17 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
         rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
-        multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
+        block: Int = tunedBlock, multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
         let tableBytes = sharedTableCount * (expertCount + 1) * 4 + tableScratchByteCount
         let shared = masked || tableBytes <= dynamicSharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
-        let rowBlocks = (rowCapacity * scaleColumns + tunedBlock * tunedUnroll - 1) / (tunedBlock * tunedUnroll)
-        let paddingBlocks = (scaleRowCapacity * scaleColumns + tunedBlock * paddingBytesPerThread - 1)
-            / (tunedBlock * paddingBytesPerThread)
+        let rowBlocks = (rowCapacity * scaleColumns + block * tunedUnroll - 1) / (block * tunedUnroll)
+        let paddingBlocks = (scaleRowCapacity * scaleColumns + block * paddingBytesPerThread - 1)
+            / (block * paddingBytesPerThread)
         let needed = max(rowBlocks, paddingBlocks)
-        return LaunchPlan(grid: max(1, min(wave, needed)), block: tunedBlock, sharedMemoryByteCount: sharedBytes,
+        return LaunchPlan(grid: max(1, min(wave, needed)), block: block, sharedMemoryByteCount: sharedBytes,
                           sharedTables: shared, zeroScalesFirst: false)
     }
 

@@ -10,21 +10,19 @@ constexpr int kUnitLineSets = 4;                                                
 constexpr int kUnitTiles = 8;                                                      // 4-block columns (32 blocks)
 constexpr int kChunksPerRow = (kTiles + kUnitTiles - 1) / kUnitTiles;              // line units across a row
 constexpr int kLineUnitRounds = 8;                                                 // line units a block, at least
-// Line units exist in the swizzled kernels without a gather only (offsets or masked rows, any
-// block format, identity, or bfloat16 SiLU·mul from K = 4096); forcing them (kAlwaysLineUnits, which the tests do)
-// reaches no other kernel. Their gain is the whole-line scale store, which the linear layout
-// does not have (not timed there). Measured with them, the gather + quantize at K = 7168 took
-// 155 µs against row units' 137: a line unit's rows wait on their permutation entries between
-// its loads and barrier. SiLU·mul + quantize took 631 against 574 while its exponential made it
-// ALU-bound (session 5). With the bfloat16 table (session 7) and two rows in flight they are
-// 3.5 % faster at M = 32768, K = 7168, 1.5 % slower at M = 8192, K = 7168 and 3 % slower at
-// K = 2048, so bfloat16 SiLU·mul has them from K = 4096 (untuned between the two sizes); float16
-// SiLU·mul, which still runs the exponential, keeps row units (not re-timed). Compiled in but
-// never taken, their code still cost those kernels 8–10 % (gather 148–152 µs, session 5): ptxas
-// then laid out and scheduled the row units around it (gather 2,968 SASS instructions at
-// K = 2048 against 1,064 without).
-constexpr int kSiLULineUnitsFromK = 4096;  // Swift: LaunchPlan.siluLineUnitsMinimumHiddenSize
-constexpr bool kLineUnits = kSwizzled && !kGather && (!kSiLUMul || (kInputBF16 && kHiddenSize >= kSiLULineUnitsFromK));
+// Line units exist in the swizzled kernels without a gather or SiLU·mul only (offsets or masked
+// rows, any block format); forcing them (kAlwaysLineUnits, which the tests do) reaches no other
+// kernel, and a block takes them only with kLineUnitThreads threads. Their gain is the whole-line
+// scale store, which the linear layout does not have (not timed there). Measured with them, the
+// gather + quantize at K = 7168 took 155 µs against row units' 137: a line unit's rows wait on
+// their permutation entries between its loads and barrier. bfloat16 SiLU·mul had them from
+// K = 4096 (3.5 % faster at M = 32768, K = 7168, session 7) until row units in blocks of 1024
+// threads, one staged silu table an SM instead of four, beat them by 8–11 % at K = 4096 and 7168
+// (session 13, H200). Compiled in but never taken, their code still cost a kernel 8–10 % (gather
+// 148–152 µs, session 5): ptxas then laid out and scheduled the row units around it (gather 2,968
+// SASS instructions at K = 2048 against 1,064 without).
+constexpr bool kLineUnits = kSwizzled && !kGather && !kSiLUMul;
+constexpr int kLineUnitThreads = 256;  // a line unit's block: 8 warps, one per 4-block column of its 32 blocks
 
 // Whether row m of an expert with `rows` routed rows lies in a dense tile.
 __device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
@@ -72,12 +70,12 @@ __device__ __forceinline__ int32_t maskedRows(const QuantParams& p, int e) {
   return min(max(p.inputOffsets[e], 0), int32_t(p.rowCount));
 }
 
-// Whether the tuned kernel may take line units: only a kernel that has them (kLineUnits), when
-// forced or when 64 rows an expert are no more than the routed rows and the
+// Whether the tuned kernel may take line units: only a kernel that has them (kLineUnits), in a
+// block of kLineUnitThreads threads, when forced or when 64 rows an expert are no more than the routed rows and the
 // most line units the rows allow (a dense tile holds more than 64 of them) reach
 // kLineUnitRounds a block. Otherwise no dense table is built, so small problems pay no scan.
 __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t routedRows) {
-  if (!kLineUnits) return false;
+  if (!kLineUnits || blockDim.x != kLineUnitThreads) return false;
   if ((p.flags & kAlwaysLineUnits) != 0) return true;
   return int64_t(p.expertCount) * kDenseRows <= routedRows &&
          int64_t(routedRows) / (kDenseRows + 1) * kUnitLineSets * kChunksPerRow >= int64_t(kLineUnitRounds) * gridDim.x;

@@ -52,7 +52,7 @@ __device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
+extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
   const int lane = threadIdx.x & 31;
   const int warpInBlock = threadIdx.x >> 5;
   const int slot = lane / kLanesPerRow;    // row units: which of the warp's rows

@@ -5,9 +5,9 @@
 // ---------------------------------------------------------------------------------------------
 // tuned: up to three phases, each balanced on its own. A 128-row scale tile is dense when more
 // than 64 of its rows are routed (see kDenseRows).
-//   1. Line units of dense tiles — in the swizzled kernels without a gather (SiLU·mul: bfloat16, K ≥ 4096)
-//      (kLineUnits), when there are at least kLineUnitRounds per block and 64 rows an expert
-//      are no more than the routed rows. In the swizzled layout one
+//   1. Line units of dense tiles — in the swizzled kernels without a gather or SiLU·mul
+//      (kLineUnits) and blocks of 256 threads, when there are at least kLineUnitRounds per block
+//      and 64 rows an expert are no more than the routed rows. In the swizzled layout one
 //      128-byte line of a tile holds one 4-block column of 32 rows: rows 8j … 8j+7 of each
 //      32-row quarter (line set j). A unit is a line set across 32 blocks (8 lines), taken by a
 //      block: warp w takes rows 8j + w + 32q, q = 0…3, a lane a block of each (B/8 16-byte
@@ -34,9 +34,10 @@
 
 constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
 constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
-constexpr int kRowsInFlight = kLoadsPerBlock <= 2 ? 4 : (kSiLUMul && kLoadsPerBlock <= 4 ? 2 : 1);  // line units: rows loaded at once
+constexpr int kRowsInFlight = kVectorsPerBlock <= 2 ? 4 : 1;                      // line units: rows loaded at once
 constexpr int kLineStride = 128 + 16;  // staged line pitch: a warp's 8 lines fall on distinct banks
 static_assert(kUnitWarps * 16 == 128 && kUnitTiles == kUnitWarps, "warp w fills bytes 16w … 16w + 15 of a line, stores line w");
+static_assert(kUnitWarps * 32 == kLineUnitThreads, "a line unit takes the whole block");
 static_assert(4 % kRowsInFlight == 0, "rows in flight divide a warp's 4 rows");
 
 constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;            // scale bytes per row
@@ -48,20 +49,29 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-// Blocks per SM the kernel is compiled for: 4 (64 registers) for the bfloat16 kernels without a
-// gather — on an H200 the plain kernel's E = 256 line units ran 2 % faster at K = 7168 and 6.5 %
-// at K = 2048, M = 32768 (session 11), and once the codes' signs came from the input words
-// (session 12) SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster, the gather 1–2 %
-// slower at K = 7168; NVRTC 13.5's ptxas fits them in 64 registers with no spill at every hidden
-// size the compile sweep tried. 3 (80) for the gather and float16 (untimed at 4: their
-// conversions spilled at 64 registers before session 12). 2 where 80 registers spill — a lane
-// holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every hardware-E2M1
-// (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and 32-value blocks
-// since session 3; the plain line units since they hold 4 rows' loads), where 13.5's did not.
-// Untimed: no Blackwell card was at hand.
+// The launch bounds: 64 registers a thread for the bfloat16 kernels without a gather
+// (kFourBlocks: 4 blocks of 256 threads an SM, or one of 1024) — on an H200 the plain kernel's
+// E = 256 line units ran 2 % faster than at 80 registers at K = 7168 and 6.5 % at K = 2048,
+// M = 32768 (session 11), and once the codes' signs came from the input words (session 12)
+// SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster, the gather 1–2 % slower at
+// K = 7168; NVRTC 13.5's ptxas fits them in 64 registers with no spill at every hidden size the
+// compile sweep tried. 80 (3 blocks of 256) for the gather and float16 (untimed at 64: their
+// conversions spilled there before session 12). 128 (2 blocks of 256) where 80 registers spill —
+// a lane holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every
+// hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and
+// 32-value blocks since session 3; the plain line units since they hold 4 rows' loads), where
+// 13.5's did not. Untimed: no Blackwell card was at hand.
+// Blocks of 1024 threads (kWideBlocks: the host launches them for large SiLU·mul problems and
+// hidden sizes from 4096, LaunchPlan.takesWideBlocks; row units only) put 32 consecutive row units
+// on one SM and stage one silu table an SM instead of four: on an H200, row units at 1024
+// threads against 256 (session 13, kernel lab) took SiLU·mul + quantize 7–11 % and the plain
+// kernel's E = 256, K = 7168, M = 32768 6.5 % below the best of 256-thread blocks, but small
+// problems 25 % above it (M = 128).
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr bool kFourBlocks = kInputBF16 && !kGather;
-constexpr int kTunedMinBlocks = kTightRegisters ? 2 : (kFourBlocks ? 4 : 3);
+constexpr bool kWideBlocks = kFourBlocks && !kTightRegisters;
+constexpr int kTunedMaxThreads = kWideBlocks ? 1024 : 256;
+constexpr int kTunedMinBlocks = kWideBlocks ? 1 : (kTightRegisters ? 2 : 3);
 
 // The 4·kVectors 32-bit words of kVectors 16-byte vectors from v on (two 16-bit values a word).
 template <int kVectors>
@@ -163,7 +173,7 @@ __device__ __forceinline__ LineUnit numberLineUnit(const QuantParams& p, const i
 // kRowsInFlight at a time with every load in flight, codes stored from the lanes; each 4-lane
 // group merges a row's scale bytes into its word, and the group's first lane writes the 16 bytes
 // of rows 8·lineSet + w (quarters 0…3) into its staged line. Only the kernels with line units
-// (kLineUnits: swizzled, no gather) call it.
+// (kLineUnits: swizzled, no gather or SiLU·mul) call it.
 __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const LineUnit& u, int warpInBlock, int lane,
                                                  uint8_t* staged) {
   const float gs = __ldg(p.globalScales + u.expert);
@@ -188,11 +198,6 @@ __device__ __forceinline__ void quantizeLineUnit(const QuantParams& p, const Lin
         const uint4* input = reinterpret_cast<const uint4*>(p.input + outputRow[r] * kInputRowWidth + kb * kBlockSize);
 #pragma unroll
         for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][v] = __ldg(input + v);
-        if (kSiLUMul) {
-          const uint4* up = reinterpret_cast<const uint4*>(p.input + outputRow[r] * kInputRowWidth + kHiddenSize + kb * kBlockSize);
-#pragma unroll
-          for (int v = 0; v < kVectorsPerBlock; ++v) loaded[r][kVectorsPerBlock + v] = __ldg(up + v);
-        }
       }
     }
 #pragma unroll
