@@ -94,7 +94,8 @@ struct ConcurrencyGPUTests {
     /// the parallel suites it once failed that way together with a routing test (H200, session 13),
     /// so it runs only when asked to, alone (not beside the other isolated test either: their
     /// suites would run in parallel):
-    /// `NVFP4_ISOLATED=1 .gpu-bundle/tests.xctest --testing-library swift-testing --filter hostCallsBesideGlobalCapture`.
+    /// `Tools/gpu-host/isolated-tests.sh` (or `NVFP4_ISOLATED=1 .gpu-bundle/tests.xctest
+    /// --testing-library swift-testing --filter hostCallsBesideGlobalCapture`).
     @Test("host-data calls on another thread leave a global-mode graph capture intact and give the CPU's bytes",
           .enabled(if: environmentFlag("NVFP4_ISOLATED"), "a process-wide capture mode: run it alone with NVFP4_ISOLATED=1"))
     func hostCallsBesideGlobalCapture() throws {

@@ -125,11 +125,18 @@ struct KernelCompileTests {
         #expect(!wide(rows: 1 << 20, columns: 128, hiddenSize: 2048), "plain K = 2048 keeps line units")
         #expect(wide(rows: 1 << 20, columns: 256, hiddenSize: 4096))
         #expect(!wide(rows: 1 << 20, masked: true) && !wide(rows: 1 << 20, forced: true))
+        #expect(wide(rows: 1 << 20, columns: 128, hiddenSize: 2048, siluMul: true, forced: true), "SiLU·mul has no line units to force")
         #expect(!wide(rows: 1 << 20, maxThreads: 256), "the kernel's launch bounds")
         #expect(wide(rows: Int.max, columns: 448), "no overflow")
         let plan = LaunchPlan.tuned(rowCapacity: 8192, scaleRowCapacity: 8192 + 127 * 8, scaleColumns: 448, expertCount: 8,
                                     block: LaunchPlan.wideTunedBlock, multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 1 })
-        #expect(plan.block == 1024 && plan.grid == 132)
+        #expect(plan.block == 1024 && plan.grid == 132, "one wave of wide blocks")
+        // 300 rows × 448 scale bytes at 2 a thread: 66 wide blocks (263 of 256); padding needs 28 (112).
+        let small = LaunchPlan.tuned(rowCapacity: 300, scaleRowCapacity: 1024, scaleColumns: 448, expertCount: 8,
+                                     block: LaunchPlan.wideTunedBlock, multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 1 })
+        let smallNarrow = LaunchPlan.tuned(rowCapacity: 300, scaleRowCapacity: 1024, scaleColumns: 448, expertCount: 8,
+                                           multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
+        #expect(small.grid == 66 && smallNarrow.grid == 263 && smallNarrow.block == 256)
     }
 
     @Test("launch plans follow the seed's formulas and fill one wave for tuned")

@@ -42,13 +42,25 @@ struct WideBlockGPUTests {
         try expectWideOrNot(halfCase, quantizer: quantizer)
     }
 
-    @Test("blocks of 1024 threads forced on small problems give the CPU path's bytes: every offsets case of the fused suite (gather kernels keep 256) and masked groups, each block format and activation, rows past off[E] and past the mask")
+    @Test("blocks of 1024 threads forced on small problems give the CPU path's bytes: every offsets case of the fused suite (gather kernels keep 256) and masked groups, each block format and activation, rows past off[E] and past the mask; forced beside forced line units, which then do not run; never forced: 256")
     func forcedWideBlocksMatchCPU() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context, wideBlocks: .always)
         for testCase in try FusedCases.allOffsetCases() {
             try expectWideOrNot(testCase, quantizer: quantizer)
         }
+        // Dense tiles (experts of 400–800 rows) that forced line units would take in 256 threads.
+        let both = try CUDAQuantizer(context: context, lineUnits: .always, wideBlocks: .always)
+        let never = try CUDAQuantizer(context: context, wideBlocks: .never)
+        let dense = try FusedCases.offsets(seed: 7304, experts: 3, tokens: 600, hiddenSize: 2880, format: .nvfp4,
+                                           activation: .identity, gather: false)
+        #expect(dense.problem.elementType == .bfloat16 && dense.problem.scaleLayout == .swizzled)
+        try expectWideOrNot(dense, quantizer: both)
+        let large = try FusedCases.offsets(seed: 7306, experts: 5, tokens: 4000, hiddenSize: 7168, format: .nvfp4,
+                                           activation: .siluMul, gather: false)
+        let device = try DeviceProblem(large, context: context)
+        #expect(try never.plan(for: device.arguments, variant: .tuned).block == LaunchPlan.tunedBlock)
+        #expect(try quantizer.plan(for: device.arguments, variant: .tuned).block == LaunchPlan.wideTunedBlock)
         var seed: UInt64 = 7400
         for format in FusedCases.formats {
             for activation in Activation.allCases {

@@ -5,13 +5,15 @@
 # SILU=1 (bfloat16 SiLU·mul + quantize with the stand-in silu table: times and output hashes).
 set -e
 cd "$(dirname "$0")"
+# Launch bounds: the kernel's own unless THREADS or MINBLOCKS is given (MINBLOCKS alone: 256 threads).
+if [ -n "${THREADS:-}${MINBLOCKS:-}" ]; then bounds="${THREADS:-256}, ${MINBLOCKS:-1}"; else bounds="kTunedMaxThreads, kTunedMinBlocks"; fi
 sed -e "s/constexpr int kTunedUnroll = .*;/constexpr int kTunedUnroll = kColumnSteps < ${UNROLL:-2} ? kColumnSteps : ${UNROLL:-2};/" \
-    -e "s/__launch_bounds__([^)]*) nvfp4_quantize_tuned/__launch_bounds__(${THREADS:-kTunedMaxThreads}, ${MINBLOCKS:-kTunedMinBlocks}) nvfp4_quantize_tuned/" \
+    -e "s/__launch_bounds__([^)]*) nvfp4_quantize_tuned/__launch_bounds__($bounds) nvfp4_quantize_tuned/" \
     <(if [ -n "$KERNEL" ]; then cat "$KERNEL"; else SILU_STANDIN=${SILU:-} bash join.sh; fi) > kernel.cu
 for K in ${KS:-2048 7168}; do
   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -DNVFP4_HIDDEN_SIZE=$K -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -DNVFP4_BLOCK_SIZE=16 -DNVFP4_SCALE_UE8M0=0 -DNVFP4_SILU_MUL=${SILU:-0} -DNVFP4_ROW_MAP=0 -o h$K harness.cu 2>&1 | grep -A1 "nvfp4_quantize_tuned" | grep Used || true
 done
-echo "== ${TAG:-default} UNROLL=${UNROLL:-2} THREADS=${THREADS:-kTunedMaxThreads} MINBLOCKS=${MINBLOCKS:-kTunedMinBlocks} BLOCK=${BLOCK:-256}"
+echo "== ${TAG:-default} UNROLL=${UNROLL:-2} bounds ($bounds) BLOCK=${BLOCK:-256}"
 for K in ${KS:-2048 7168}; do
   for E in ${ES:-8 256}; do
     for M in ${MS:-16 128 8192 65536}; do ./h$K $M $E; done

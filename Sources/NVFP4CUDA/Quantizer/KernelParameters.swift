@@ -41,12 +41,14 @@ extension ExpertsQuantParameters {
 /// in line units — a block per 32 rows × 32 blocks, the scale bytes stored as whole 128-byte
 /// lines — rather than row by row. Both give the same bytes; the choice is speed only.
 public enum LineUnitPolicy: Sendable, Equatable {
-    /// The kernel decides: line units for the swizzled layout without a gather (SiLU·mul: bfloat16, K ≥ 4096), when
-    /// there are at least 8 per block and 64 rows an expert are no more than the routed rows.
+    /// The kernel decides: line units for the swizzled layout without a gather or SiLU·mul, in
+    /// blocks of 256 threads, when there are at least 8 per block and 64 rows an expert are no
+    /// more than the routed rows.
     case automatic
     /// Line units for every dense tile, however few, in every kernel that has them (the
-    /// swizzled layout without a gather, bfloat16 SiLU·mul from K = 4096; the others ignore it) and whose offset
-    /// tables fit shared memory: for tests and diagnostics.
+    /// swizzled layout without a gather or SiLU·mul; the others ignore it) and whose offset
+    /// tables fit shared memory, in blocks of 256 threads (launches of 1024, which
+    /// ``WideBlockPolicy/always`` asks for, take none): for tests and diagnostics.
     case always
 
     /// This policy's bit of ``ExpertsQuantParameters/flags``.

@@ -80,21 +80,26 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether a tuned launch takes blocks of ``wideTunedBlock`` threads rather than
     /// ``tunedBlock``: where the kernel allows them (`kernelMaxThreads`, its launch bounds), line
-    /// units are not forced (they need 8-warp blocks), the rows are not masked (their valid rows,
+    /// units are not forced where they exist (they need 8-warp blocks), the rows are not masked (their valid rows,
     /// unknown to the host, are few in the low-latency case that layout serves), the problem is
     /// SiLU·mul or K ≥ ``wideBlocksMinimumHiddenSize``, and its rows give every thread of a wave of
     /// wide blocks at least ``wideBlockMinimumSteps(siluMul:)`` steps of ``tunedUnroll`` scale bytes.
     ///
-    /// Why (H200, kernel lab, session 13): a wide block puts 32 consecutive row units on one SM
-    /// and stages one silu table an SM instead of four. SiLU·mul + quantize ran 7–11 % faster at
-    /// M ≥ 8192 (K = 2048, 4096, 7168); the plain kernel's row units in wide blocks beat its line
-    /// units by 4–5 % at K = 7168, M = 8192, but lost 2–7 % at K = 2048, M = 8192, and any kernel
-    /// took 25 % longer at M = 128.
+    /// Why (H200, kernel lab and `nvfp4 bench`, session 13): a wide block puts 32 consecutive row
+    /// units on one SM and stages one silu table an SM instead of four. SiLU·mul + quantize ran
+    /// 7–11 % faster at M ≥ 8192 (K = 2048, 4096, 7168); the plain kernel's row units in wide blocks
+    /// beat its line units by 3–8.5 % at K = 7168, M ≥ 8192, but lost 2–7 % at K = 2048, M = 8192,
+    /// and any kernel took 25 % longer at M = 128.
+    ///
+    /// `rowCapacity` is the buffers' M, an upper bound of the routed rows (`off[E]` lives on the
+    /// device): an engine whose preallocated M is far above its routed rows (a CUDA graph captured
+    /// for the largest batch) may get wide blocks for a small problem; ``WideBlockPolicy/never``
+    /// keeps 256 threads there.
     public static func takesWideBlocks(
         rowCapacity: Int, scaleColumns: Int, hiddenSize: Int, siluMul: Bool, masked: Bool, forcedLineUnits: Bool,
         kernelMaxThreads: Int, multiprocessorCount: Int
     ) -> Bool {
-        guard kernelMaxThreads >= wideTunedBlock, !masked, !forcedLineUnits,
+        guard kernelMaxThreads >= wideTunedBlock, !masked, !(forcedLineUnits && !siluMul),
               siluMul || hiddenSize >= wideBlocksMinimumHiddenSize else { return false }
         let steps = rowCapacity.multipliedReportingOverflow(by: scaleColumns)
         return steps.overflow

@@ -32,12 +32,13 @@
 //      padding rows of a chunk that also holds routed rows; linear padding rows, expert by expert.
 // The linear layout takes row units and stores a row's scale bytes straight from the lanes.
 
-constexpr int kUnitWarps = 8;                                                      // warps of a block (256 threads)
+constexpr int kUnitWarps = 8;                                                      // warps of a line unit's block (256 threads)
 constexpr int kLoadsPerBlock = kVectorsPerBlock * (kSiLUMul ? 2 : 1);              // 16-byte loads per block
 constexpr int kRowsInFlight = kVectorsPerBlock <= 2 ? 4 : 1;                      // line units: rows loaded at once
 constexpr int kLineStride = 128 + 16;  // staged line pitch: a warp's 8 lines fall on distinct banks
 static_assert(kUnitWarps * 16 == 128 && kUnitTiles == kUnitWarps, "warp w fills bytes 16w … 16w + 15 of a line, stores line w");
 static_assert(kUnitWarps * 32 == kLineUnitThreads, "a line unit takes the whole block");
+static_assert(!kLineUnits || !kSiLUMul, "quantizeLineUnit loads no up half: line units are identity only");
 static_assert(4 % kRowsInFlight == 0, "rows in flight divide a warp's 4 rows");
 
 constexpr int kScaleColumns = kSwizzled ? 4 * kTiles : kBlocksPerRow;            // scale bytes per row
@@ -64,9 +65,9 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 // Blocks of 1024 threads (kWideBlocks: the host launches them for large SiLU·mul problems and
 // hidden sizes from 4096, LaunchPlan.takesWideBlocks; row units only) put 32 consecutive row units
 // on one SM and stage one silu table an SM instead of four: on an H200, row units at 1024
-// threads against 256 (session 13, kernel lab) took SiLU·mul + quantize 7–11 % and the plain
-// kernel's E = 256, K = 7168, M = 32768 6.5 % below the best of 256-thread blocks, but small
-// problems 25 % above it (M = 128).
+// threads against 256 (session 13, kernel lab and nvfp4 bench) took SiLU·mul + quantize 7–11 %
+// and the plain kernel at K = 7168, M ≥ 8192 3–8.5 % below the best of 256-thread blocks, but
+// small problems 25 % above it (M = 128).
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr bool kFourBlocks = kInputBF16 && !kGather;
 constexpr bool kWideBlocks = kFourBlocks && !kTightRegisters;
