@@ -5,7 +5,7 @@ import ArgumentParser
 import NVFP4
 
 /// `nvfp4 selftest --fuzz-files SECONDS`: mutated safetensors files through every path the CLI
-/// reads them by (see Documentation/Internals.md, "Fuzzing").
+/// reads them by (see Documentation/Testing.md, "Fuzzing").
 struct FileFuzzOptions: ParsableArguments {
     @Option(name: .customLong("fuzz-files"), help: ArgumentHelp(
         "Fuzz the safetensors reading paths for this many seconds (0: only replay --corpus); uses --seed.",
