@@ -204,15 +204,11 @@ private struct RowJob: @unchecked Sendable {
     }
 
     /// Zeroes k-tiles `kTiles` of swizzled scale tiles `tiles`: a tile's k-tiles are adjacent
-    /// 512-byte chunks, one run of stores a tile (one for all when the k-tiles are the whole row).
-    /// Padding rows stored 4 bytes a chunk had each fetched their lines first, which perf put at
-    /// 12 % of the fast path at M = 4096, K = 7168, E = 256 (most of its tiles are padding).
+    /// 512-byte chunks, one run of stores a tile. Padding rows stored 4 bytes a chunk had each
+    /// fetched their lines first, which perf put at 12 % of the fast path at M = 4096, K = 7168,
+    /// E = 256 (most of its tiles are padding).
     func zeroTiles(_ tiles: Range<Int>, kTiles: Range<Int>) {
         let chunk = 512, rowChunks = plan.geometry.kTiles
-        if kTiles.count == rowChunks {
-            (scales + tiles.lowerBound * rowChunks * chunk).update(repeating: 0, count: tiles.count * rowChunks * chunk)
-            return
-        }
         for tile in tiles {
             (scales + (tile * rowChunks + kTiles.lowerBound) * chunk).update(repeating: 0, count: kTiles.count * chunk)
         }
