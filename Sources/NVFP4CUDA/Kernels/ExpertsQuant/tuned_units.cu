@@ -50,8 +50,8 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-// The launch bounds: 64 registers a thread for the bfloat16 kernels without a gather
-// (kFourBlocks: 4 blocks of 256 threads an SM, or one of 1024) — on an H200 the plain kernel's
+// The launch bounds: 64 registers a thread for the bfloat16 kernels without a gather that are
+// not register-tight (kWideBlocks: 4 blocks of 256 threads an SM, or one of 1024) — on an H200 the plain kernel's
 // E = 256 line units ran 2 % faster than at 80 registers at K = 7168 and 6.5 % at K = 2048,
 // M = 32768 (session 11), and once the codes' signs came from the input words (session 12)
 // SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster, the gather 1–2 % slower at
@@ -69,8 +69,7 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 // and the plain kernel at K = 7168, M ≥ 8192 3–8.5 % below the best of 256-thread blocks, but
 // small problems 25 % above it (M = 128).
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
-constexpr bool kFourBlocks = kInputBF16 && !kGather;
-constexpr bool kWideBlocks = kFourBlocks && !kTightRegisters;
+constexpr bool kWideBlocks = kInputBF16 && !kGather && !kTightRegisters;
 constexpr int kTunedMaxThreads = kWideBlocks ? 1024 : 256;
 constexpr int kTunedMinBlocks = kWideBlocks ? 1 : (kTightRegisters ? 2 : 3);
 
