@@ -84,7 +84,7 @@ struct ProductSignGPUTests {
             for (testCase, expected) in cases {
                 let plain = testCase.problem.blockFormat == .nvfp4 && testCase.problem.activation == .identity
                 for variant in plain ? QuantizerVariant.allCases : [.tuned] {
-                    let difference = try quantizer.firstDifference(testCase, from: expected, variant: variant, context: context)
+                    let difference = try quantizer.firstDifference(testCase, from: expected, variant: variant)
                     #expect(difference == nil, "\(variant) \(lineUnits) \(testCase): \(difference ?? "")")
                 }
             }

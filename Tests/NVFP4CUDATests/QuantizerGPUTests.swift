@@ -22,7 +22,7 @@ extension CUDAQuantizer {
     /// Runs `variant` on `testCase` in fresh, poisoned device buffers and returns where its
     /// output first differs from `expected` (nil when every byte is equal).
     func firstDifference(_ testCase: ProblemCase, from expected: (codes: [UInt8], scales: [UInt8]),
-                         variant: QuantizerVariant, context: CUDAContext) throws -> String? {
+                         variant: QuantizerVariant) throws -> String? {
         let device = try DeviceProblem(testCase, context: context)
         try device.poison()
         try quantize(device.arguments, variant: variant)
@@ -69,7 +69,7 @@ struct QuantizerGPUTests {
         let quantizer = try CUDAQuantizer(context: context)
         for testCase in try gpuCatalog() {
             let expected = try testCase.runCPU(.fast, poison: 0xA5)
-            let difference = try quantizer.firstDifference(testCase, from: expected, variant: variant, context: context)
+            let difference = try quantizer.firstDifference(testCase, from: expected, variant: variant)
             #expect(difference == nil, "\(variant) \(testCase): \(difference ?? "")")
         }
     }
