@@ -111,17 +111,21 @@ struct KernelCompileTests {
 
     @Test("wide blocks: only where the kernel allows them, never masked or with forced line units, and only for problems that give a wave of them several steps a thread")
     func wideBlockPolicy() {
-        func wide(rows: Int, columns: Int = 448, hiddenSize: Int = 7168, siluMul: Bool = false, masked: Bool = false,
-                  forced: Bool = false, maxThreads: Int = 1024) -> Bool {
+        func wide(rows: Int, columns: Int = 448, hiddenSize: Int = 7168, siluMul: Bool = false, gather: Bool = false,
+                  masked: Bool = false, forced: Bool = false, maxThreads: Int = 1024) -> Bool {
             LaunchPlan.takesWideBlocks(rowCapacity: rows, scaleColumns: columns, hiddenSize: hiddenSize, siluMul: siluMul,
-                                       masked: masked, forcedLineUnits: forced, kernelMaxThreads: maxThreads,
+                                       gather: gather, masked: masked, forcedLineUnits: forced, kernelMaxThreads: maxThreads,
                                        multiprocessorCount: 132)
         }
-        // 8 steps (SiLU·mul: 3) of 2 scale bytes for each of 132 · 1024 threads.
+        // 8 steps (SiLU·mul: 3, a gather: 6) of 2 scale bytes for each of 132 · 1024 threads.
         #expect(wide(rows: 4828) && !wide(rows: 4827), "K = 7168: 448 scale bytes a row")
         #expect(wide(rows: 6336, columns: 128, hiddenSize: 2048, siluMul: true))
         #expect(!wide(rows: 6335, columns: 128, hiddenSize: 2048, siluMul: true))
         #expect(wide(rows: 1811, siluMul: true) && !wide(rows: 1810, siluMul: true))
+        #expect(wide(rows: 3621, gather: true) && !wide(rows: 3620, gather: true), "a gather: 6 steps")
+        #expect(wide(rows: 12672, columns: 128, hiddenSize: 2048, gather: true), "a gather at any K")
+        #expect(!wide(rows: 12671, columns: 128, hiddenSize: 2048, gather: true))
+        #expect(wide(rows: 1 << 20, gather: true, forced: true), "a gather has no line units to force")
         #expect(!wide(rows: 1 << 20, columns: 128, hiddenSize: 2048), "plain K = 2048 keeps line units")
         #expect(wide(rows: 1 << 20, columns: 256, hiddenSize: 4096))
         #expect(!wide(rows: 1 << 20, masked: true) && !wide(rows: 1 << 20, forced: true))
@@ -223,10 +227,10 @@ struct KernelCompileTests {
 
 extension KernelSpecialization {
     /// The tuned kernel's launch bounds as tuned_units.cu sets them (`kTunedMaxThreads`): 1024
-    /// threads for bfloat16 without a gather, at most 4 loads a block (not 32-value SiLU·mul
-    /// blocks) and the software E2M1 conversion; 256 otherwise.
+    /// threads for bfloat16 with at most 4 loads a block (not 32-value SiLU·mul blocks) and the
+    /// software E2M1 conversion; 256 otherwise.
     var expectedTunedMaxThreads: Int {
         let tight = target.hardwareE2M1 || (activation == .siluMul && blockFormat.blockSize == 32)
-        return elementType == .bfloat16 && rowMap != .gathered && !tight ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
+        return elementType == .bfloat16 && !tight ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
     }
 }

@@ -7,12 +7,12 @@ import Testing
 struct WideBlockGPUTests {
     /// Routed rows that make `LaunchPlan.takesWideBlocks` hold for this device: its minimum steps
     /// of `tunedUnroll` scale bytes for every thread of a wave of wide blocks, and a partial tile.
-    static func wideRows(_ geometry: ScaleGeometry, siluMul: Bool, multiprocessorCount: Int) -> Int {
-        LaunchPlan.wideBlockMinimumSteps(siluMul: siluMul) * multiprocessorCount * LaunchPlan.wideTunedBlock
+    static func wideRows(_ geometry: ScaleGeometry, siluMul: Bool, gather: Bool, multiprocessorCount: Int) -> Int {
+        LaunchPlan.wideBlockMinimumSteps(siluMul: siluMul, gather: gather) * multiprocessorCount * LaunchPlan.wideTunedBlock
             * LaunchPlan.tunedUnroll / geometry.bytesPerRow + 77
     }
 
-    @Test("blocks of 1024 threads (row units) give the CPU path's bytes where the plan takes them: SiLU·mul at K = 2048 and 7168, the plain kernel at K = 7168, each block format and both layouts; float16 keeps 256")
+    @Test("blocks of 1024 threads (row units) give the CPU path's bytes where the plan takes them: SiLU·mul at K = 2048 and 7168, the plain kernel and the gather at K = 7168, each block format and both layouts; float16 keeps 256")
     func wideBlocksMatchCPU() throws {
         let context = try requireGPUOrSkip()
         if environmentValue("NVFP4_GPU_CATALOG") == "quick" {
@@ -23,14 +23,17 @@ struct WideBlockGPUTests {
         // FusedCases.offsets: an even seed gives bfloat16, a multiple of 3 the linear layout.
         var seed: UInt64 = 7200
         for format in FusedCases.formats {
-            for (activation, hiddenSize) in [(Activation.siluMul, 2048), (.siluMul, 7168), (.identity, 7168)] {
+            for (activation, hiddenSize, gather) in [(Activation.siluMul, 2048, false), (.siluMul, 7168, false),
+                                                     (.identity, 7168, false), (.identity, 7168, true)] {
                 for layout in [ScaleLayout.swizzled, .linear] {
                     seed += 6
                     let caseSeed = layout == .linear ? seed : seed + 2
                     let geometry = ScaleGeometry(layout: layout, hiddenSize: hiddenSize, blockSize: format.blockSize)
-                    let tokens = Self.wideRows(geometry, siluMul: activation == .siluMul, multiprocessorCount: sms) / 2 + 1
+                    let rows = Self.wideRows(geometry, siluMul: activation == .siluMul, gather: gather, multiprocessorCount: sms)
+                    // Offsets: 2 rows a token. Gather: 4 ids a token, one in 8 skipped (+ 2 rows).
+                    let tokens = gather ? rows / 3 : rows / 2 + 1
                     let testCase = try FusedCases.offsets(seed: caseSeed, experts: 37, tokens: tokens, hiddenSize: hiddenSize,
-                                                          format: format, activation: activation, gather: false)
+                                                          format: format, activation: activation, gather: gather)
                     #expect(testCase.problem.elementType == .bfloat16 && testCase.problem.scaleLayout == layout)
                     try expectWideOrNot(testCase, quantizer: quantizer)
                 }
@@ -42,7 +45,7 @@ struct WideBlockGPUTests {
         try expectWideOrNot(halfCase, quantizer: quantizer)
     }
 
-    @Test("blocks of 1024 threads forced on small problems give the CPU path's bytes: every offsets case of the fused suite (gather kernels keep 256) and masked groups, each block format and activation, rows past off[E] and past the mask; forced beside forced line units, which then do not run; never forced: 256")
+    @Test("blocks of 1024 threads forced on small problems give the CPU path's bytes: every offsets case of the fused suite (gathers included) and masked groups, each block format and activation, rows past off[E] and past the mask; forced beside forced line units, which then do not run; never forced: 256")
     func forcedWideBlocksMatchCPU() throws {
         let context = try requireGPUOrSkip()
         let quantizer = try CUDAQuantizer(context: context, wideBlocks: .always)

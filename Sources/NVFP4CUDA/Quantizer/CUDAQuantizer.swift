@@ -75,7 +75,8 @@ public final class CUDAQuantizer: Sendable {
         case .automatic:
             LaunchPlan.takesWideBlocks(
                 rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow, hiddenSize: kernels.specialization.hiddenSize,
-                siluMul: kernels.specialization.activation == .siluMul, masked: masked, forcedLineUnits: lineUnits == .always,
+                siluMul: kernels.specialization.activation == .siluMul, gather: kernels.specialization.rowMap == .gathered,
+                masked: masked, forcedLineUnits: lineUnits == .always,
                 kernelMaxThreads: kernels.tunedMaxThreads, multiprocessorCount: multiprocessorCount)
         case .always: kernels.tunedMaxThreads >= LaunchPlan.wideTunedBlock
         case .never: false

@@ -18,8 +18,8 @@ public enum QuantizerVariant: String, Sendable, CaseIterable, CustomStringConver
 /// When the tuned kernel runs in blocks of 1024 threads (row units only) rather than 256, in the
 /// kernels whose launch bounds allow it. Both give the same bytes; the choice is speed only.
 public enum WideBlockPolicy: Sendable, Equatable {
-    /// ``LaunchPlan/takesWideBlocks(rowCapacity:scaleColumns:hiddenSize:siluMul:masked:forcedLineUnits:kernelMaxThreads:multiprocessorCount:)``
-    /// decides: large SiLU·mul problems and large ones from K = 4096.
+    /// ``LaunchPlan/takesWideBlocks(rowCapacity:scaleColumns:hiddenSize:siluMul:gather:masked:forcedLineUnits:kernelMaxThreads:multiprocessorCount:)``
+    /// decides: large SiLU·mul and gather problems, and large ones from K = 4096.
     case automatic
     /// Every launch whose kernel allows them, masked and small problems included (line units then
     /// never run): for tests, fuzzing and sanitizer runs of that path on small shapes.
@@ -47,7 +47,7 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel's block: 8 warps, as its line units take them.
     public static let tunedBlock = 256
     /// The tuned kernel's wide block, row units only, in the kernels whose launch bounds allow it
-    /// (`kWideBlocks`: bfloat16 without a gather, 64 registers a thread); see ``takesWideBlocks``.
+    /// (`kWideBlocks`: bfloat16 and not register-tight, 64 registers a thread); see ``takesWideBlocks``.
     public static let wideTunedBlock = 1024
     /// Scale bytes per thread per loop trip of the tuned kernel's row units (`kTunedUnroll` at
     /// most; 1 where a block takes more than 2 loads).
@@ -82,36 +82,42 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// ``tunedBlock``: where the kernel allows them (`kernelMaxThreads`, its launch bounds), line
     /// units are not forced where they exist (they need 8-warp blocks), the rows are not masked (their valid rows,
     /// unknown to the host, are few in the low-latency case that layout serves), the problem is
-    /// SiLU·mul or K ≥ ``wideBlocksMinimumHiddenSize``, and its rows give every thread of a wave of
-    /// wide blocks at least ``wideBlockMinimumSteps(siluMul:)`` steps of ``tunedUnroll`` scale bytes.
+    /// SiLU·mul, a gather or K ≥ ``wideBlocksMinimumHiddenSize``, and its rows give every thread of a wave of
+    /// wide blocks at least ``wideBlockMinimumSteps(siluMul:gather:)`` steps of ``tunedUnroll`` scale bytes.
     ///
     /// Why (H200, kernel lab and `nvfp4 bench`, session 13): a wide block puts 32 consecutive row
     /// units on one SM and stages one silu table an SM instead of four. SiLU·mul + quantize ran
     /// 7–11 % faster at M ≥ 8192 (K = 2048, 4096, 7168); the plain kernel's row units in wide blocks
     /// beat its line units by 3–8.5 % at K = 7168, M ≥ 8192, but lost 2–7 % at K = 2048, M = 8192,
-    /// and any kernel took 25 % longer at M = 128.
+    /// and any kernel took 25 % longer at M = 128. Gather + quantize (session 14, which has row
+    /// units only): 5–10 % faster at 16,384 and 32,768 rows (K = 2048 and 7168), 2–4 % at 4,096
+    /// rows of K = 7168, even at 4,096 rows of K = 2048, 60 % slower at 128 rows.
     ///
     /// `rowCapacity` is the buffers' M, an upper bound of the routed rows (`off[E]` lives on the
     /// device): an engine whose preallocated M is far above its routed rows (a CUDA graph captured
     /// for the largest batch) may get wide blocks for a small problem; ``WideBlockPolicy/never``
     /// keeps 256 threads there.
     public static func takesWideBlocks(
-        rowCapacity: Int, scaleColumns: Int, hiddenSize: Int, siluMul: Bool, masked: Bool, forcedLineUnits: Bool,
-        kernelMaxThreads: Int, multiprocessorCount: Int
+        rowCapacity: Int, scaleColumns: Int, hiddenSize: Int, siluMul: Bool, gather: Bool, masked: Bool,
+        forcedLineUnits: Bool, kernelMaxThreads: Int, multiprocessorCount: Int
     ) -> Bool {
-        guard kernelMaxThreads >= wideTunedBlock, !masked, !(forcedLineUnits && !siluMul),
-              siluMul || hiddenSize >= wideBlocksMinimumHiddenSize else { return false }
+        guard kernelMaxThreads >= wideTunedBlock, !masked, !(forcedLineUnits && !siluMul && !gather),
+              siluMul || gather || hiddenSize >= wideBlocksMinimumHiddenSize else { return false }
         let steps = rowCapacity.multipliedReportingOverflow(by: scaleColumns)
         return steps.overflow
-            || steps.partialValue / tunedUnroll >= wideBlockMinimumSteps(siluMul: siluMul) * multiprocessorCount * wideTunedBlock
+            || steps.partialValue / tunedUnroll
+                >= wideBlockMinimumSteps(siluMul: siluMul, gather: gather) * multiprocessorCount * wideTunedBlock
     }
 
     /// Steps of ``tunedUnroll`` scale bytes each thread of a wave of wide blocks must have before a
     /// problem takes them, where wide and 8-warp blocks crossed in the kernel lab (H200, session 13,
     /// M from 1024 to 8192): SiLU·mul 3 (K = 2048 won from ~4,000 rows, 4–7 %; K = 7168 lost up to
     /// 5 % below 2,048 rows), the plain kernel 8 (K = 7168 lost 4–9 % at 1,659–3,072 rows, broke
-    /// even at 4,096 and won 4–5 % from 6,144; K = 4096 even from 4,096 to 8,192 rows).
-    public static func wideBlockMinimumSteps(siluMul: Bool) -> Int { siluMul ? 3 : 8 }
+    /// even at 4,096 and won 4–5 % from 6,144; K = 4096 even from 4,096 to 8,192 rows), a gather 6
+    /// (session 14: K = 7168 lost 1–5 % at 1,536–3,072 rows, 5.1 steps at most, and won 5–8 % at
+    /// 4,096, 6.8 steps; K = 2048 won 2–10 % from about 4,096 rows, 1.9 steps, a gain the rule
+    /// leaves to stay clear of K = 7168's loss).
+    public static func wideBlockMinimumSteps(siluMul: Bool, gather: Bool) -> Int { siluMul ? 3 : gather ? 6 : 8 }
 
     /// The tuned kernel in blocks of `block` threads: one wave (`blocksPerMultiprocessor` from the
     /// occupancy API for this block and shared-memory size), fewer blocks when the most work either phase can have needs
