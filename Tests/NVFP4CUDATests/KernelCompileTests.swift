@@ -227,10 +227,10 @@ struct KernelCompileTests {
 
 extension KernelSpecialization {
     /// The tuned kernel's launch bounds as tuned_units.cu sets them (`kTunedMaxThreads`): 1024
-    /// threads for bfloat16 with at most 4 loads a block (not 32-value SiLU·mul blocks) and the
-    /// software E2M1 conversion; 256 otherwise.
+    /// threads with at most 4 loads a block (not 32-value SiLU·mul blocks) and the software E2M1
+    /// conversion; 256 otherwise.
     var expectedTunedMaxThreads: Int {
         let tight = target.hardwareE2M1 || (activation == .siluMul && blockFormat.blockSize == 32)
-        return elementType == .bfloat16 && !tight ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
+        return tight ? LaunchPlan.tunedBlock : LaunchPlan.wideTunedBlock
     }
 }

@@ -12,7 +12,7 @@ struct WideBlockGPUTests {
             * LaunchPlan.tunedUnroll / geometry.bytesPerRow + 77
     }
 
-    @Test("blocks of 1024 threads (row units) give the CPU path's bytes where the plan takes them: SiLU·mul at K = 2048 and 7168, the plain kernel and the gather at K = 7168, each block format and both layouts; float16 keeps 256")
+    @Test("blocks of 1024 threads (row units) give the CPU path's bytes where the plan takes them: SiLU·mul at K = 2048 and 7168, the plain kernel and the gather at K = 7168, each block format and both layouts, and float16")
     func wideBlocksMatchCPU() throws {
         let context = try requireGPUOrSkip()
         if environmentValue("NVFP4_GPU_CATALOG") == "quick" {
@@ -39,9 +39,11 @@ struct WideBlockGPUTests {
                 }
             }
         }
-        let halfCase = try FusedCases.offsets(seed: 7201, experts: 37, tokens: 3300, hiddenSize: 2048, format: .nvfp4,
-                                              activation: .siluMul, gather: false)
-        #expect(halfCase.problem.elementType == .float16)
+        let halfRows = Self.wideRows(ScaleGeometry(layout: .swizzled, hiddenSize: 2048, blockSize: 16), siluMul: true,
+                                     gather: false, multiprocessorCount: sms)
+        let halfCase = try FusedCases.offsets(seed: 7201, experts: 37, tokens: halfRows / 2 + 1, hiddenSize: 2048,
+                                              format: .nvfp4, activation: .siluMul, gather: false)
+        #expect(halfCase.problem.elementType == .float16 && halfCase.problem.scaleLayout == .swizzled)
         try expectWideOrNot(halfCase, quantizer: quantizer)
     }
 

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   std::vector<uint16_t*> in(sets); std::vector<uint8_t*> codes(sets), scales(sets);
   for (int s = 0; s < sets; ++s) {
     CK(cudaMalloc(&in[s], inBytes)); CK(cudaMalloc(&codes[s], codeBytes)); CK(cudaMalloc(&scales[s], scaleBytes));
-    k::FillParams fp{in[s], uint64_t(M) * k::kInputRowWidth, uint32_t(s + 1), 1};
+    k::FillParams fp{in[s], uint64_t(M) * k::kInputRowWidth, uint32_t(s + 1), k::kInputBF16 ? 1 : 0};
     k::nvfp4_fill_values<<<sms * 8, 256>>>(fp);
   }
   int32_t *dOff, *dSoff; float* dGs;

@@ -47,7 +47,7 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// The tuned kernel's block: 8 warps, as its line units take them.
     public static let tunedBlock = 256
     /// The tuned kernel's wide block, row units only, in the kernels whose launch bounds allow it
-    /// (`kWideBlocks`: bfloat16 and not register-tight, 64 registers a thread); see ``takesWideBlocks``.
+    /// (`kWideBlocks`: those not register-tight, 64 registers a thread); see ``takesWideBlocks``.
     public static let wideTunedBlock = 1024
     /// Scale bytes per thread per loop trip of the tuned kernel's row units (`kTunedUnroll` at
     /// most; 1 where a block takes more than 2 loads).

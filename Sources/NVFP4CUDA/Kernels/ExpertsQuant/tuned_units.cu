@@ -50,28 +50,29 @@ constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                         
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
 constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
-// The launch bounds: 64 registers a thread for the bfloat16 kernels that are not register-tight
+// The launch bounds: 64 registers a thread for the kernels that are not register-tight
 // (kWideBlocks: 4 blocks of 256 threads an SM, or one of 1024) — on an H200 the plain kernel's
 // E = 256 line units ran 2 % faster than at 80 registers at K = 7168 and 6.5 % at K = 2048,
 // M = 32768 (session 11), and once the codes' signs came from the input words (session 12)
 // SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster; the gather's 256-thread blocks
-// within ±2 % either way at 64 and at 80 (sessions 12 and 14); NVRTC 13.5's ptxas fits them in
-// 64 registers with no spill at every hidden size the compile sweep tried. 80 (3 blocks of 256)
-// for float16 (untimed at 64: its conversions spilled there before session 12). 128 (2 blocks
-// of 256) where 80 registers spill — a lane holding more than 4 loads of a row unit (32-value
-// SiLU·mul blocks), and every hardware-E2M1 (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16
-// bytes there (the gather and 32-value blocks since session 3; the plain line units since they
-// hold 4 rows' loads), where 13.5's did not. Untimed: no Blackwell card was at hand.
+// within ±2 % either way at 64 and at 80 (sessions 12 and 14); float16's 256-thread blocks 1–9 %
+// faster at 64 than at 80 (session 14); ptxas fits them in 64 registers with no spill at every
+// hidden size the compile sweep tried. 128 (2 blocks of 256) where 80 registers spill — a lane
+// holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every hardware-E2M1
+// (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and 32-value blocks
+// since session 3; the plain line units since they hold 4 rows' loads), where 13.5's did not.
+// Untimed: no Blackwell card was at hand.
 // Blocks of 1024 threads (kWideBlocks: the host launches them for large problems,
 // LaunchPlan.takesWideBlocks; row units only) put 32 consecutive row units on one SM and stage
 // one silu table an SM instead of four: on an H200, row units at 1024 threads against 256
 // (kernel lab and nvfp4 bench) took SiLU·mul + quantize 7–11 % and the plain kernel at K = 7168,
 // M ≥ 8192 3–8.5 % below the best of 256-thread blocks (session 13), the gather 5–10 % at
-// 16,384 and 32,768 rows (session 14), but small problems 25–60 % above it (M = 128).
+// 16,384 and 32,768 rows and the float16 kernels 2–13 % at 8,192 and 32,768 (session 14), but
+// small problems 25–70 % above it (M = 128).
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
-constexpr bool kWideBlocks = kInputBF16 && !kTightRegisters;
+constexpr bool kWideBlocks = !kTightRegisters;
 constexpr int kTunedMaxThreads = kWideBlocks ? 1024 : 256;
-constexpr int kTunedMinBlocks = kWideBlocks ? 1 : (kTightRegisters ? 2 : 3);
+constexpr int kTunedMinBlocks = kWideBlocks ? 1 : 2;
 
 // The 4·kVectors 32-bit words of kVectors 16-byte vectors from v on (two 16-bit values a word).
 template <int kVectors>
