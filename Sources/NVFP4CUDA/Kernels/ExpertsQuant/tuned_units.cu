@@ -55,8 +55,8 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 // E = 256 line units ran 2 % faster than at 80 registers at K = 7168 and 6.5 % at K = 2048,
 // M = 32768 (session 11), and once the codes' signs came from the input words (session 12)
 // SiLU·mul + quantize 2–4 % and the masked layout 2–15 % faster; the gather's 256-thread blocks
-// within ±2 % either way at 64 and at 80 (sessions 12 and 14); float16's 256-thread blocks 1–9 %
-// faster at 64 than at 80 (session 14); ptxas fits them in 64 registers with no spill at every
+// within ±2 % either way at 64 and at 80 (sessions 12 and 14); float16's 256-thread blocks 0–9 %
+// faster at 64 than at 80 but for one gather shape (session 14); ptxas fits them in 64 registers with no spill at every
 // hidden size the compile sweep tried. 128 (2 blocks of 256) where 80 registers spill — a lane
 // holding more than 4 loads of a row unit (32-value SiLU·mul blocks), and every hardware-E2M1
 // (sm_100a) target: NVRTC 13.0's ptxas spilled 8–16 bytes there (the gather and 32-value blocks
@@ -67,7 +67,7 @@ static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not
 // one silu table an SM instead of four: on an H200, row units at 1024 threads against 256
 // (kernel lab and nvfp4 bench) took SiLU·mul + quantize 7–11 % and the plain kernel at K = 7168,
 // M ≥ 8192 3–8.5 % below the best of 256-thread blocks (session 13), the gather 5–10 % at
-// 16,384 and 32,768 rows and the float16 kernels 2–13 % at 8,192 and 32,768 (session 14), but
+// 16,384 and 32,768 rows and the float16 kernels 4–13 % at 4,096–32,768 (session 14), but
 // small problems 25–70 % above it (M = 128).
 constexpr bool kTightRegisters = kLoadsPerBlock > 4 || kHardwareE2M1;
 constexpr bool kWideBlocks = !kTightRegisters;
