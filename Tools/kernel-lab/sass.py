@@ -6,8 +6,9 @@ SiLU·mul, as run.sh) for sm_90a and prints ptxas's registers and spills for nvf
   --count   also the instructions of one row of a line unit at this specialization (the stretch
             between its scale-word shuffles): the route each block takes in practice and the one
             behind its rarely taken branch, with the opcodes of the first
-  --sweep   only the spill check over the bfloat16 kernels' configurations (hidden sizes x both
-            layouts x offsets/masked rows x block formats x identity/SiLU·mul)
+  --sweep   only the spill check over the configurations compiled for 64 registers (hidden sizes x
+            both layouts x offsets/gathered/masked rows x both input types x block formats x
+            identity/SiLU·mul)
   -D NAME=V overrides a compile-time constant (defaults: the plain bfloat16 swizzled kernel)
 Needs `pip install nvidia-cuda-nvrtc nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm` (their nvidia/cu13 folders);
 NVFP4_NVRTC_LIBRARY picks another libnvrtc (e.g. 13.0's, the GPU host's: `pip download nvidia-cuda-nvrtc==13.0.88`).
@@ -15,6 +16,7 @@ NVFP4_NVRTC_LIBRARY picks another libnvrtc (e.g. 13.0's, the GPU host's: `pip do
 import argparse
 import collections
 import ctypes
+import itertools
 import glob
 import os
 import re
@@ -112,18 +114,17 @@ def count_line_unit_row(rows):
 def sweep(source):
     failures = 0
     for hidden_size in (16, 48, 80, 208, 2048, 2880, 4096, 7168, 16384):
-        for swizzled in ("1", "0"):
-            for row_map in ("0", "2"):
-                for block, ue8m0, silu in (("16", "0", "0"), ("16", "1", "0"), ("32", "1", "0"), ("16", "0", "1"), ("16", "1", "1")):
-                    if hidden_size % int(block):
-                        continue
-                    defines = {"NVFP4_SWIZZLED": swizzled, "NVFP4_ROW_MAP": row_map, "NVFP4_BLOCK_SIZE": block,
-                               "NVFP4_SCALE_UE8M0": ue8m0, "NVFP4_SILU_MUL": silu}
-                    cubin, log = compile_cubin(source(silu == "1"), hidden_size, defines)
-                    registers, spills = tuned_report(log) if cubin else (0, None)
-                    if spills != (0, 0, 0):
-                        failures += 1
-                        print(f"K={hidden_size} {defines}: {registers} registers, stack/spill stores/loads {spills}")
+        for swizzled, row_map, bf16 in itertools.product(("1", "0"), ("0", "1", "2"), ("1", "0")):
+            for block, ue8m0, silu in (("16", "0", "0"), ("16", "1", "0"), ("32", "1", "0"), ("16", "0", "1"), ("16", "1", "1")):
+                if hidden_size % int(block):
+                    continue
+                defines = {"NVFP4_SWIZZLED": swizzled, "NVFP4_ROW_MAP": row_map, "NVFP4_BLOCK_SIZE": block,
+                           "NVFP4_SCALE_UE8M0": ue8m0, "NVFP4_SILU_MUL": silu, "NVFP4_INPUT_BF16": bf16}
+                cubin, log = compile_cubin(source(silu == "1" and bf16 == "1"), hidden_size, defines)
+                registers, spills = tuned_report(log) if cubin else (0, None)
+                if spills != (0, 0, 0):
+                    failures += 1
+                    print(f"K={hidden_size} {defines}: {registers} registers, stack/spill stores/loads {spills}")
     print("sweep: no spill or stack frame" if failures == 0 else f"sweep: {failures} configurations spill or fail")
     return failures
 
