@@ -173,8 +173,9 @@ private struct RowJob: @unchecked Sendable {
         let K = plan.hiddenSize
         let inputRowBytes = plan.inputRowWidth * 2
         let blocks = 4 * kTiles.lowerBound..<min(4 * kTiles.upperBound, geometry.blocksPerRow)
-        let zeroedFirst = geometry.layout == .swizzled && scaleRows.lowerBound % 128 == 0 && scaleRows.upperBound % 128 == 0
-        if zeroedFirst { zeroTiles(scaleRows.lowerBound / 128..<scaleRows.upperBound / 128, kTiles: kTiles) }
+        let tileRows = WorkUnits.tileRows
+        let zeroedFirst = geometry.layout == .swizzled && scaleRows.lowerBound % tileRows == 0 && scaleRows.upperBound % tileRows == 0
+        if zeroedFirst { zeroTiles(scaleRows.lowerBound / tileRows..<scaleRows.upperBound / tileRows, kTiles: kTiles) }
         let holdsPaddingColumns = kTiles.upperBound == geometry.kTiles && !zeroedFirst
         var g = plan.group(owningScaleRow: scaleRows.lowerBound)
         var group = plan.groups[g]
@@ -204,13 +205,15 @@ private struct RowJob: @unchecked Sendable {
     }
 
     /// Zeroes k-tiles `kTiles` of swizzled scale tiles `tiles`: a tile's k-tiles are adjacent
-    /// 512-byte chunks, one run of stores a tile. Padding rows stored 4 bytes a chunk had each
-    /// fetched their lines first, which perf put at 12 % of the fast path at M = 4096, K = 7168,
-    /// E = 256 (most of its tiles are padding).
+    /// 512-byte chunks, one run of stores a tile from its first row's first block of the run.
+    /// Padding rows stored 4 bytes a chunk had each fetched their lines first, which perf put at
+    /// 12 % of the fast path at M = 4096, K = 7168, E = 256 (most of its tiles are padding).
     func zeroTiles(_ tiles: Range<Int>, kTiles: Range<Int>) {
-        let chunk = 512, rowChunks = plan.geometry.kTiles
+        let geometry = plan.geometry
+        let runBytes = geometry.blockOffset(4 * kTiles.upperBound) - geometry.blockOffset(4 * kTiles.lowerBound)
         for tile in tiles {
-            (scales + (tile * rowChunks + kTiles.lowerBound) * chunk).update(repeating: 0, count: kTiles.count * chunk)
+            let start = geometry.byteOffset(scaleRow: tile * WorkUnits.tileRows, block: 4 * kTiles.lowerBound)
+            (scales + start).update(repeating: 0, count: runBytes)
         }
     }
 
