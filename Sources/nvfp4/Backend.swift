@@ -43,7 +43,8 @@ struct Backend {
         guard try CUDADevice.count() > 0 else {
             throw NVFP4Error.cudaUnavailable(library: "libcuda", searched: [], reason: "the driver reports no CUDA device")
         }
-        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy(), wideBlocks: wideBlockPolicy())
+        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy(), wideBlocks: wideBlockPolicy(),
+                                 smallKernel: smallKernelPolicy())
     }
 
     /// `NVFP4_LINE_UNITS=always` has the tuned kernels that have line units use them for every
@@ -58,6 +59,18 @@ struct Backend {
     /// 256 (for comparisons); anything else leaves the choice to the launch plan.
     static func wideBlockPolicy() -> WideBlockPolicy {
         switch getenv("NVFP4_WIDE_BLOCKS").map({ String(cString: $0) }) {
+        case "always": .always
+        case "never": .never
+        default: .automatic
+        }
+    }
+
+    /// `NVFP4_SMALL_KERNEL=always` runs the tuned kernel's small-problem entry point for every
+    /// problem whose specialization has it (same bytes; for fuzzing that kernel on large shapes),
+    /// `never` never (for comparisons, and to fuzz the main kernel on small shapes); anything else
+    /// leaves the choice to the launch plan.
+    static func smallKernelPolicy() -> SmallKernelPolicy {
+        switch getenv("NVFP4_SMALL_KERNEL").map({ String(cString: $0) }) {
         case "always": .always
         case "never": .never
         default: .automatic

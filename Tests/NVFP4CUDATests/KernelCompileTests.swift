@@ -77,12 +77,19 @@ struct KernelCompileTests {
             let report = PTXASReport.parse(log: output.log)
             #expect(report.warnings.isEmpty, "\(specialization): \(report.warnings)")
             #expect(!output.log.lowercased().contains("warning"), "\(specialization): \(output.log)")
+            #expect((report[function: KernelSpecialization.smallKernelEntryPoint] != nil) == specialization.hasSmallKernel,
+                    "\(specialization): the small kernel compiled in where KernelSpecialization.hasSmallKernel says")
             for entryPoint in specialization.entryPoints {
                 let function = try #require(report[function: entryPoint], "\(specialization): no ptxas report for \(entryPoint)")
                 #expect(function.spillStoreBytes == 0 && function.spillLoadBytes == 0, "\(specialization) \(entryPoint) spills")
                 #expect(function.stackFrameBytes == 0, "\(specialization) \(entryPoint) has a stack frame")
                 #expect(function.localMemoryBytes == 0, "\(specialization) \(entryPoint) uses local memory")
                 #expect(function.registers > 0 && function.registers <= 255)
+                if entryPoint == KernelSpecialization.smallKernelEntryPoint {
+                    #expect(function.sharedMemoryBytes < LaunchPlan.lineStagingByteCount, "\(specialization): the small kernel has no line units")
+                    #expect(Self.maxThreads(ofEntry: entryPoint, ptx: output.ptx) == specialization.expectedTunedMaxThreads,
+                            "\(specialization): the small kernel's launch bounds")
+                }
                 if entryPoint == QuantizerVariant.tuned.entryPoint {
                     let table = specialization.looksUpSiLU ? LaunchPlan.siluTableByteCount : 0
                     #expect(function.sharedMemoryBytes <= LaunchPlan.tunedStaticSharedMemoryByteCount + table,
@@ -141,6 +148,32 @@ struct KernelCompileTests {
         let smallNarrow = LaunchPlan.tuned(rowCapacity: 300, scaleRowCapacity: 1024, scaleColumns: 448, expertCount: 8,
                                            multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
         #expect(small.grid == 66 && smallNarrow.grid == 263 && smallNarrow.block == 256)
+    }
+
+    @Test("the small kernel: where its rows fit a wave at one scale byte a thread, sized at one byte a thread, and compiled for 16-value blocks without SiLU·mul on rows of more than 32 scale bytes, offsets or gathered")
+    func smallKernelPolicy() {
+        // 528 blocks of 256 threads: 135,168 scale bytes; at K = 7168 (448 a row) 301 rows.
+        #expect(LaunchPlan.takesSmallKernel(rowCapacity: 301, scaleColumns: 448, wave: 528))
+        #expect(!LaunchPlan.takesSmallKernel(rowCapacity: 302, scaleColumns: 448, wave: 528))
+        #expect(LaunchPlan.takesSmallKernel(rowCapacity: 0, scaleColumns: 448, wave: 528))
+        #expect(!LaunchPlan.takesSmallKernel(rowCapacity: Int.max, scaleColumns: 448, wave: 528), "no overflow")
+        #expect(LaunchPlan.maxTunedBlocksPerMultiprocessor * LaunchPlan.tunedBlock == 2048)
+        let plan = LaunchPlan.tuned(rowCapacity: 16, scaleRowCapacity: 128, scaleColumns: 448, expertCount: 256,
+                                    smallKernel: true, multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
+        #expect(plan.smallKernel && plan.grid == 28 && plan.wave == 528 && plan.block == 256, "16 × 448 bytes, one a thread")
+        let main = LaunchPlan.tuned(rowCapacity: 16, scaleRowCapacity: 128, scaleColumns: 448, expertCount: 256,
+                                    multiprocessorCount: 132, blocksPerMultiprocessor: { _ in 4 })
+        #expect(!main.smallKernel && main.grid == 14)
+        func has(_ hiddenSize: Int, _ layout: ScaleLayout = .swizzled, _ format: BlockFormat = .nvfp4,
+                 _ activation: Activation = .identity, _ rowMap: RowMap = .rows) -> Bool {
+            KernelSpecialization(target: KernelTarget.compileChecked[0], elementType: .bfloat16, hiddenSize: hiddenSize, scaleLayout: layout,
+                                 blockFormat: format, activation: activation, rowMap: rowMap).hasSmallKernel
+        }
+        #expect(has(7168) && has(2048, .linear) && has(528) && has(2880, .swizzled, .nvfp4, .identity, .gathered))
+        #expect(has(2048, .swizzled, .nvfp4UE8M0))
+        #expect(!has(512) && !has(512, .linear) && !has(48) && !has(16), "32 scale bytes a row or fewer")
+        #expect(!has(7168, .swizzled, .mxfp4) && !has(7168, .swizzled, .nvfp4, .siluMul), "one step a unit already")
+        #expect(!has(7168, .swizzled, .nvfp4, .identity, .masked), "the masked layout keeps the main kernel")
     }
 
     @Test("launch plans follow the seed's formulas and fill one wave for tuned")

@@ -89,20 +89,29 @@ int main(int argc, char** argv) {
   double copyBW = 2.0 * cb / (copyUs * 1e-6);
   const int tableBytes = 4 * (E + 1) * 4 + 128;  // off, soff, the dense and tail tables, scan scratch
   const int tunedBlock = getenv("BLOCK") ? atoi(getenv("BLOCK")) : 256;  // 1024: wide blocks (row units only)
-  int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, k::nvfp4_quantize_tuned, tunedBlock, tableBytes));
+  // SMALL=1: the small kernel (row units of one step; size the grid with ROWSTEP=1 as the host does)
+#if NVFP4_SMALL_KERNEL
+  void (*tunedKernel)(const k::QuantParams) = getenv("SMALL") ? k::nvfp4_quantize_tuned_small : k::nvfp4_quantize_tuned;
+#else
+  void (*tunedKernel)(const k::QuantParams) = k::nvfp4_quantize_tuned;
+#endif
+  int perSM; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, tunedKernel, tunedBlock, tableBytes));
   // LaunchPlan.tuned: one wave at most, no more blocks than the larger phase needs
-  long long rowBlocks = ((long long)M * cols + 2 * tunedBlock - 1) / (2 * tunedBlock);
+  // ROWSTEP: scale bytes a thread the grid is sized for (LaunchPlan.tunedUnroll, 2 unless set)
+  const int rowStep = getenv("ROWSTEP") ? atoi(getenv("ROWSTEP")) : 2;
+  long long rowBlocks = ((long long)M * cols + rowStep * tunedBlock - 1) / (rowStep * tunedBlock);
   long long paddingBlocks = ((long long)R * cols + 16 * tunedBlock - 1) / (16 * tunedBlock);
   int grid = std::max<long long>(1, std::min<long long>((long long)sms * perSM, std::max(rowBlocks, paddingBlocks)));
+  const int tables = getenv("TABLES") ? atoi(getenv("TABLES")) : 1;  // 0: tables read from global memory
   auto tunedCall = [&](int i) { int s = i % sets;
-    k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, 1, R);
-    k::nvfp4_quantize_tuned<<<grid, tunedBlock, tableBytes, st>>>(p); };
+    k::QuantParams p = params(in[s], codes[s], scales[s], dOff, dSoff, dGs, M, E, tables, R);
+    tunedKernel<<<grid, tunedBlock, tables ? tableBytes : 0, st>>>(p); };
   float tunedUs = graph ? graphit(tunedCall) : timeit(tunedCall, 50);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   if (k::kSiLUMul || k::kGather) {
     std::vector<uint8_t> c1(codeBytes), s1(scaleBytes);
-    k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1, R);
-    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, tunedBlock, tableBytes>>>(p); CK(cudaDeviceSynchronize());
+    k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, tables, R);
+    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); tunedKernel<<<grid, tunedBlock, tables ? tableBytes : 0>>>(p); CK(cudaDeviceSynchronize());
     cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
     uint64_t h = 1469598103934665603ull; for (auto b : c1) h = (h ^ b) * 1099511628211ull; for (auto b : s1) h = (h ^ b) * 1099511628211ull;
     double bytes = (k::kSiLUMul ? 4.5625 : 2.5625) * double(M) * K;
@@ -123,8 +132,8 @@ int main(int argc, char** argv) {
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   // compare outputs of tuned vs seed on set 0
   std::vector<uint8_t> c1(codeBytes), s1(scaleBytes), c2(codeBytes), s2(scaleBytes);
-  { k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, 1, R);
-    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); k::nvfp4_quantize_tuned<<<grid, tunedBlock, tableBytes>>>(p); CK(cudaDeviceSynchronize());
+  { k::QuantParams p = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, tables, R);
+    cudaMemset(codes[0], 0x22, codeBytes); cudaMemset(scales[0], 0x5A, scaleBytes); tunedKernel<<<grid, tunedBlock, tables ? tableBytes : 0>>>(p); CK(cudaDeviceSynchronize());
     cudaMemcpy(c1.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost); cudaMemcpy(s1.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost);
     k::QuantParams q = params(in[0], codes[0], scales[0], dOff, dSoff, dGs, M, E, shared, R);
     cudaMemset(codes[0], 0x11, codeBytes); cudaMemset(scales[0], 0, scaleBytes); k::nvfp4_quantize_seed<<<sg, block, shared ? 4 * (E + 1) : 0>>>(q); CK(cudaDeviceSynchronize());

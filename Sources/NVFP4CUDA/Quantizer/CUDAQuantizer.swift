@@ -13,13 +13,15 @@ public final class CUDAQuantizer: Sendable {
     public let lineUnits: LineUnitPolicy
     /// When the tuned kernel runs in blocks of 1024 threads (the bytes are the same either way).
     public let wideBlocks: WideBlockPolicy
+    /// When the tuned kernel's small-problem entry point runs (the bytes are the same either way).
+    public let smallKernel: SmallKernelPolicy
     let cache: KernelCache
     private let loaded = Locked<[KernelSpecialization: LoadedKernels]>([:])
 
     /// A quantizer for `context`'s device; throws ``NVFP4Error/unsupportedArchitecture(major:minor:)``
     /// for a device without a kernel target.
     public init(context: CUDAContext, cache: KernelCache = .shared, lineUnits: LineUnitPolicy = .automatic,
-                wideBlocks: WideBlockPolicy = .automatic) throws {
+                wideBlocks: WideBlockPolicy = .automatic, smallKernel: SmallKernelPolicy = .automatic) throws {
         let capability = try context.device.computeCapability
         self.context = context
         self.target = try KernelTarget.forComputeCapability(major: capability.major, minor: capability.minor)
@@ -27,6 +29,7 @@ public final class CUDAQuantizer: Sendable {
         self.cache = cache
         self.lineUnits = lineUnits
         self.wideBlocks = wideBlocks
+        self.smallKernel = smallKernel
     }
 
     /// The module for a specialization of this quantizer's target, compiled or loaded on first use.
@@ -82,12 +85,41 @@ public final class CUDAQuantizer: Sendable {
         case .never: false
         }
         let block = wide ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
+        if !wide, lineUnits != .always, let small = kernels.smallTuned {
+            let plan = try smallKernelPlan(small, geometry: geometry, rowCapacity: rowCapacity,
+                                           scaleByteCapacity: scaleByteCapacity, expertCount: expertCount)
+            if let plan { return plan }
+        }
         return try LaunchPlan.tuned(
             rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
             expertCount: expertCount, masked: masked, block: block, multiprocessorCount: multiprocessorCount
         ) { sharedBytes in
             try function.maxActiveBlocksPerMultiprocessor(blockSize: block, dynamicSharedMemoryByteCount: sharedBytes)
         }
+    }
+
+    /// The small kernel's plan where ``smallKernel`` takes it for this problem, else nil. The
+    /// occupancy API is asked only where the rows could fit a wave at one step a thread.
+    private func smallKernelPlan(_ function: CUDAFunction, geometry: ScaleGeometry, rowCapacity: Int,
+                                 scaleByteCapacity: Int, expertCount: Int) throws -> LaunchPlan? {
+        let mostBlocks = multiprocessorCount * LaunchPlan.maxTunedBlocksPerMultiprocessor
+        switch smallKernel {
+        case .never: return nil
+        case .automatic:
+            guard LaunchPlan.takesSmallKernel(rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow,
+                                              wave: mostBlocks) else { return nil }
+        case .always: break
+        }
+        let plan = try LaunchPlan.tuned(
+            rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow),
+            scaleColumns: geometry.bytesPerRow, expertCount: expertCount, smallKernel: true,
+            multiprocessorCount: multiprocessorCount
+        ) { sharedBytes in
+            try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
+        }
+        let taken = smallKernel == .always
+            || LaunchPlan.takesSmallKernel(rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow, wave: plan.wave)
+        return taken ? plan : nil
     }
 
     private func plan(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant, kernels: LoadedKernels) throws -> LaunchPlan {
@@ -128,7 +160,7 @@ public final class CUDAQuantizer: Sendable {
         }
         if variant != .tuned && arguments.rowCount == 0 { return }
         var parameters = arguments.parameters(sharedTables: plan.sharedTables, lineUnits: lineUnits)
-        try kernels.function(for: variant).launch(
+        try kernels.function(for: variant, plan: plan).launch(
             grid: Dim3(plan.grid), block: Dim3(plan.block), sharedMemoryByteCount: plan.sharedMemoryByteCount,
             stream: stream, parameters: &parameters)
     }
@@ -175,6 +207,8 @@ struct LoadedKernels: Sendable {
     /// The tuned kernel's largest block (its launch bounds: ``LaunchPlan/wideTunedBlock`` where
     /// `kWideBlocks` holds); 0 where the specialization has no tuned kernel.
     let tunedMaxThreads: Int
+    /// The tuned kernel's small-problem entry point, where the specialization has it.
+    let smallTuned: CUDAFunction?
 
     init(module: CUDAModule, specialization: KernelSpecialization, origin: CompiledKernel.Origin) throws {
         self.module = module
@@ -188,6 +222,8 @@ struct LoadedKernels: Sendable {
         }
         self.variants = variants
         self.tunedMaxThreads = try variants[.tuned]?.attribute(.maxThreadsPerBlock) ?? 0
+        self.smallTuned = specialization.hasSmallKernel
+            ? try module.function(named: KernelSpecialization.smallKernelEntryPoint) : nil
         self.roundToE2M1All = try module.function(named: "nvfp4_round_to_e2m1_all")
         self.encodeE4M3All = try module.function(named: "nvfp4_encode_e4m3_all")
         self.encodeUE8M0All = try module.function(named: "nvfp4_encode_ue8m0_all")
@@ -206,5 +242,11 @@ struct LoadedKernels: Sendable {
                 reason: "\(variant) exists only for NVFP4 blocks without gather, SiLU·mul or the masked layout; use tuned")
         }
         return function
+    }
+
+    /// The entry point `plan` launches for `variant`: the small kernel where the plan takes it.
+    func function(for variant: QuantizerVariant, plan: LaunchPlan) throws -> CUDAFunction {
+        if plan.smallKernel, variant == .tuned, let smallTuned { return smallTuned }
+        return try function(for: variant)
     }
 }

@@ -72,6 +72,19 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
     /// The tuned kernel looks silu up in ``SiLUTable`` (staged in shared memory): bfloat16 SiLU·mul.
     public var looksUpSiLU: Bool { activation == .siluMul && elementType == .bfloat16 }
 
+    /// The small kernel (``smallKernelEntryPoint``: the tuned kernel with row units of one step and
+    /// no line units) exists where the tuned kernel's row units take two steps — 16-value blocks
+    /// without SiLU·mul (two 16-byte loads a block) on rows of more than 32 scale bytes — for the
+    /// offsets layout with or without a gather (tuned_units.cu's `NVFP4_SMALL_KERNEL`; the
+    /// compile test checks that the two agree).
+    public var hasSmallKernel: Bool {
+        blockFormat.blockSize == 16 && activation == .identity && rowMap != .masked
+            && ScaleGeometry(layout: scaleLayout, hiddenSize: hiddenSize, blockSize: blockFormat.blockSize).bytesPerRow > 32
+    }
+
+    /// The small kernel's entry point, in the specializations that have it (``hasSmallKernel``).
+    public static let smallKernelEntryPoint = "nvfp4_quantize_tuned_small"
+
     /// The kernel's files (Kernels/ExpertsQuant), embedded at build time, in the order they are
     /// joined: each sees what the ones before it declare.
     static let sourceParts: [(name: String, text: [UInt8])] = [
@@ -150,7 +163,8 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
 
     /// Every entry point of this specialization.
     public var entryPoints: [String] {
-        variants.map(\.entryPoint) + Self.conversionEntryPoints + (looksUpSiLU ? [Self.siluTableEntryPoint] : [])
+        variants.map(\.entryPoint) + (hasSmallKernel ? [Self.smallKernelEntryPoint] : []) + Self.conversionEntryPoints
+            + (looksUpSiLU ? [Self.siluTableEntryPoint] : [])
     }
 }
 

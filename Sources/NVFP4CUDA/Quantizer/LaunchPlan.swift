@@ -28,6 +28,22 @@ public enum WideBlockPolicy: Sendable, Equatable {
     case never
 }
 
+/// When the tuned kernel's small-problem entry point runs (`nvfp4_quantize_tuned_small`: row units
+/// of one step, a block a lane, and no line units) instead of `nvfp4_quantize_tuned`, in the
+/// specializations that have it (``KernelSpecialization/hasSmallKernel``). Both give the same
+/// bytes; the choice is speed only.
+public enum SmallKernelPolicy: Sendable, Equatable {
+    /// ``LaunchPlan/takesSmallKernel(rowCapacity:scaleColumns:wave:)`` decides: problems whose
+    /// rows fit one wave of 8-warp blocks at one step a thread.
+    case automatic
+    /// Every launch of a specialization that has it, large problems included (unless line units
+    /// are forced or the launch takes wide blocks): for tests, fuzzing and sanitizer runs.
+    case always
+    /// Never: `nvfp4_quantize_tuned` for every problem, as before the small kernel existed; for
+    /// comparisons and tests of that kernel on small shapes.
+    case never
+}
+
 /// Grid, block and shared memory for one launch: a value computed from the problem's shape and
 /// the device's numbers, so it can be tested without a GPU.
 public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
@@ -38,10 +54,15 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     public var sharedTables: Bool
     /// The scale buffer must be zeroed before the kernel (seed and baseline write no padding).
     public var zeroScalesFirst: Bool
+    /// The launch takes the tuned kernel's small-problem entry point (``SmallKernelPolicy``).
+    public var smallKernel: Bool = false
+    /// Blocks of this size that fit the device at once (SMs × the occupancy API's blocks per SM);
+    /// 0 for seed and baseline, which do not size themselves by it.
+    public var wave: Int = 0
 
     public var description: String {
         "grid \(grid) × block \(block), \(sharedMemoryByteCount) B shared\(sharedTables ? " (tables)" : "")"
-            + (zeroScalesFirst ? ", scales zeroed first" : "")
+            + (zeroScalesFirst ? ", scales zeroed first" : "") + (smallKernel ? ", small kernel" : "")
     }
 
     /// The tuned kernel's block: 8 warps, as its line units take them.
@@ -119,29 +140,53 @@ public struct LaunchPlan: Hashable, Sendable, CustomStringConvertible {
     /// leaves to stay clear of K = 7168's loss).
     public static func wideBlockMinimumSteps(siluMul: Bool, gather: Bool) -> Int { siluMul ? 3 : gather ? 6 : 8 }
 
+    /// Whether a tuned launch takes the small kernel: where its rows (at most `rowCapacity`) at one
+    /// step of one scale byte a thread fit `wave` blocks of ``tunedBlock`` threads (the small
+    /// kernel's wave), so that the main kernel's two steps a thread would leave half of the wave
+    /// idle. Such problems then spread over twice the warps, each lane waiting on one block's
+    /// loads: kernel lab, H200, graph replay (session 15): M = 16 3.3 → 2.8 µs at K = 7168 and
+    /// 3.0 → 2.7 µs at K = 2048, M = 128 3.2 → 2.8 µs (K = 2048, E = 8) and 4.9 → 4.5 µs
+    /// (K = 7168, E = 256), M = 1024, K = 2048 4.6 → 4.2 µs; at M = 1024, K = 7168, where
+    /// the rows need 3.4 steps a thread of a wave, the two kernels were even.
+    ///
+    /// `rowCapacity` is the buffers' M, an upper bound of the routed rows (as for
+    /// ``takesWideBlocks(rowCapacity:scaleColumns:hiddenSize:siluMul:gather:masked:forcedLineUnits:kernelMaxThreads:multiprocessorCount:)``).
+    public static func takesSmallKernel(rowCapacity: Int, scaleColumns: Int, wave: Int) -> Bool {
+        let steps = rowCapacity.multipliedReportingOverflow(by: scaleColumns)
+        return !steps.overflow && steps.partialValue <= wave * tunedBlock
+    }
+
+    /// The most blocks of ``tunedBlock`` threads an SM of any supported device runs at once
+    /// (2,048 threads an SM): ``takesSmallKernel(rowCapacity:scaleColumns:wave:)`` never holds
+    /// above this many SMs' worth, so the host asks the occupancy API only below it.
+    public static let maxTunedBlocksPerMultiprocessor = 2048 / tunedBlock
+
     /// The tuned kernel in blocks of `block` threads: one wave (`blocksPerMultiprocessor` from the
     /// occupancy API for this block and shared-memory size), fewer blocks when the most work either phase can have needs
     /// fewer: the routed rows (at most `rowCapacity`) take ``tunedUnroll`` scale bytes a thread
     /// in row units (a line unit of a dense tile, 32 rows × 32 blocks a block, is 4 a thread and
     /// covers more than 64 routed rows a tile), the padding (at most `scaleRowCapacity` rows)
-    /// ``paddingBytesPerThread`` bytes a thread. The tables (off, soff, the dense and the tail table,
+    /// ``paddingBytesPerThread`` bytes a thread (the small kernel's row units: one scale byte a
+    /// thread, when `smallKernel`). The tables (off, soff, the dense and the tail table,
     /// with their scan scratch) go to shared memory when they fit beside the static shared memory; the
     /// masked layout always derives them there (its group count is bounded by
     /// ``DeviceMaskedQuantizationArguments/maxGroupCount``).
     public static func tuned(
         rowCapacity: Int, scaleRowCapacity: Int, scaleColumns: Int, expertCount: Int, masked: Bool = false,
-        block: Int = tunedBlock, multiprocessorCount: Int, blocksPerMultiprocessor: (Int) throws -> Int
+        block: Int = tunedBlock, smallKernel: Bool = false, multiprocessorCount: Int,
+        blocksPerMultiprocessor: (Int) throws -> Int
     ) rethrows -> LaunchPlan {
         let tableBytes = sharedTableCount * (expertCount + 1) * 4 + tableScratchByteCount
         let shared = masked || tableBytes <= dynamicSharedMemoryLimit
         let sharedBytes = shared ? tableBytes : 0
         let wave = multiprocessorCount * max(1, try blocksPerMultiprocessor(sharedBytes))
-        let rowBlocks = (rowCapacity * scaleColumns + block * tunedUnroll - 1) / (block * tunedUnroll)
+        let rowStep = smallKernel ? 1 : tunedUnroll
+        let rowBlocks = (rowCapacity * scaleColumns + block * rowStep - 1) / (block * rowStep)
         let paddingBlocks = (scaleRowCapacity * scaleColumns + block * paddingBytesPerThread - 1)
             / (block * paddingBytesPerThread)
         let needed = max(rowBlocks, paddingBlocks)
         return LaunchPlan(grid: max(1, min(wave, needed)), block: block, sharedMemoryByteCount: sharedBytes,
-                          sharedTables: shared, zeroScalesFirst: false)
+                          sharedTables: shared, zeroScalesFirst: false, smallKernel: smallKernel, wave: wave)
     }
 
     /// The seed's geometry: block = min(K/8, 512), grid = min(ceil(total/block), SMs·2048/block),

@@ -70,12 +70,13 @@ __device__ __forceinline__ int32_t maskedRows(const QuantParams& p, int e) {
   return min(max(p.inputOffsets[e], 0), int32_t(p.rowCount));
 }
 
-// Whether the tuned kernel may take line units: only a kernel that has them (kLineUnits), in a
-// block of kLineUnitThreads threads, when forced or when 64 rows an expert are no more than the routed rows and the
+// Whether the tuned kernel may take line units: only a kernel that has them (LineUnits:
+// kLineUnits in nvfp4_quantize_tuned, never in the small kernel), in a block of kLineUnitThreads threads, when forced or when 64 rows an expert are no more than the routed rows and the
 // most line units the rows allow (a dense tile holds more than 64 of them) reach
 // kLineUnitRounds a block. Otherwise no dense table is built, so small problems pay no scan.
+template <bool LineUnits>
 __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t routedRows) {
-  if (!kLineUnits || blockDim.x != kLineUnitThreads) return false;
+  if (!LineUnits || blockDim.x != kLineUnitThreads) return false;
   if ((p.flags & kAlwaysLineUnits) != 0) return true;
   return int64_t(p.expertCount) * kDenseRows <= routedRows &&
          int64_t(routedRows) / (kDenseRows + 1) * kUnitLineSets * kChunksPerRow >= int64_t(kLineUnitRounds) * gridDim.x;
@@ -87,6 +88,7 @@ __device__ __forceinline__ bool mayUseLineUnits(const QuantParams& p, int32_t ro
 // and returns the tables to search. Tables too large for shared memory stay in global
 // memory, with no dense table (every row then goes through row units); so do problems too small
 // for line units (see mayUseLineUnits).
+template <bool LineUnits>
 __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* shared, const int32_t*& inputTable,
                                             const int32_t*& scaleTable, const int32_t*& denseTable) {
   const int E = p.expertCount;
@@ -108,7 +110,7 @@ __device__ __forceinline__ void stageTables(const QuantParams& p, int32_t* share
       }
       __syncthreads();
     }
-    if (mayUseLineUnits(p, inputShared[E])) {
+    if (mayUseLineUnits<LineUnits>(p, inputShared[E])) {
       auto rows = [&](int e) { return kMasked ? maskedRows(p, e) : inputShared[e + 1] - inputShared[e]; };
       blockExclusiveScan(E, denseShared, scratch, [&](int e) { return denseTiles(rows(e)); });
       blockExclusiveScan(E, tailShared, scratch, [&](int e) { return tailRows(rows(e)); });

@@ -3,9 +3,12 @@
 // Purpose: bf16/fp16 rows grouped by expert → packed E2M1 codes (two per byte), one scale per
 // block of 16 (or 32) values in the 128×4 swizzled (or linear) layout, with expert e's FP32
 // global scale. Entry points share the spec steps below and the parameter struct:
-//   nvfp4_quantize_tuned     the default and the only fused one: every option below (one wave,
+//   nvfp4_quantize_tuned     the default and (with the small kernel) the fused one: every option (one wave,
 //                            line units writing whole scale lines for dense tiles, row units a
 //                            block per lane and step with a carried expert lookup, padding zeroed)
+//   nvfp4_quantize_tuned_small  the same with row units of one step and no line units, for
+//                            problems whose rows fit one wave at a block a lane (where the
+//                            tuned kernel's units take two steps: NVFP4_SMALL_KERNEL)
 //   nvfp4_quantize_seed      the seed algorithm (8 values per thread, flattened grid-stride loop,
 //                            offsets in registers or shared memory), out-of-bounds reads fixed
 //   nvfp4_quantize_baseline  the pre-optimization algorithm (block per row, linear scan)

@@ -52,7 +52,9 @@ __device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t
   }
 }
 
-extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
+// The tuned kernel's phases, with row units of `Steps` steps and line units where `LineUnits`.
+template <int Steps, bool LineUnits>
+__device__ __forceinline__ void quantizeTuned(const QuantParams& p) {
   const int lane = threadIdx.x & 31;
   const int warpInBlock = threadIdx.x >> 5;
   const int slot = lane / kLanesPerRow;    // row units: which of the warp's rows
@@ -62,8 +64,8 @@ extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) 
   // A problem of at most one row unit a warp: its rows are asked of L2 before the tables. (Every
   // warp's first unit of a larger problem as well cost 2–6 % at K = 2048, M ≥ 8192, and 0.9 µs
   // at M = 1024, K = 7168, E = 256: the prefetches queue ahead of the tables' loads.)
-  if (!kGather && !kMasked && (p.rowCount + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow <= warps) {
-    prefetchRowUnit(p, warp, slot, column);
+  if (!kGather && !kMasked && (p.rowCount + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow<Steps> <= warps) {
+    prefetchRowUnit<Steps>(p, warp, slot, column);
   }
 
 #if NVFP4_SILU_TABLE
@@ -72,7 +74,7 @@ extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) 
   const int32_t* inputTable;
   const int32_t* scaleTable;
   const int32_t* denseTable;
-  stageTables(p, sharedTables, inputTable, scaleTable, denseTable);
+  stageTables<LineUnits>(p, sharedTables, inputTable, scaleTable, denseTable);
   if (!tablesAreValid(p, inputTable, scaleTable)) return;
 
   const int E = p.expertCount;
@@ -84,7 +86,7 @@ extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) 
   // shorter at K = 7168.)
   const int64_t routedRows = inputTable[E];
   const int64_t lineUnitCount =
-      kLineUnits && denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
+      LineUnits && denseTable != nullptr ? int64_t(denseTable[E]) * kUnitLineSets * kChunksPerRow : 0;
   const bool lineUnits = lineUnitCount > 0 && ((p.flags & kAlwaysLineUnits) != 0 ||
                                                (lineUnitCount >= int64_t(kLineUnitRounds) * gridDim.x &&
                                                 int64_t(E) * kDenseRows <= routedRows));
@@ -109,31 +111,31 @@ extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) 
   const uint32_t groupMask = 0xFu << (lane & ~3);
   const int32_t* tailTable = lineUnits ? denseTable + E + 1 : nullptr;  // stageTables puts it there
   const int64_t rowUnitCount =
-      ((lineUnits ? int64_t(tailTable[E]) : routedRows) + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow;
+      ((lineUnits ? int64_t(tailTable[E]) : routedRows) + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow<Steps>;
   expert = 0;
-  int32_t nextSource = kGather ? sourceOfUnit(p, warp, slot, routedRows) : 0;
+  int32_t nextSource = kGather ? sourceOfUnit<Steps>(p, warp, slot, routedRows) : 0;
   for (int64_t unit = warp; unit < rowUnitCount; unit += warps) {
-    uint4 loaded[kTunedUnroll][kLoadsPerBlock];
+    uint4 loaded[Steps][kLoadsPerBlock];
     RoutedUnit u;
     if (lineUnits || kMasked) {  // the row follows from the expert (no gather: kLineUnits excludes it)
       int64_t m = 0;
       if (lineUnits) {
         m = numberTailUnit(p, inputTable, scaleTable, tailTable, unit, slot, u, expert);
       } else {
-        u = numberUnit(unit, slot, routedRows);
+        u = numberUnit<Steps>(unit, slot, routedRows);
         if (u.valid) m = bindExpert(p, inputTable, scaleTable, u, expert);
       }
       if (u.valid) placeRow(p, u, kMasked ? int64_t(expert) * p.rowCount + m : u.routed, 0);
-      loadUnit(u, column, loaded);
+      loadUnit<Steps>(u, column, loaded);
     } else {  // the row is the routed index: its loads are in flight while the expert is found
-      u = numberUnit(unit, slot, routedRows);
+      u = numberUnit<Steps>(unit, slot, routedRows);
       const int32_t source = nextSource;
-      if (kGather) nextSource = sourceOfUnit(p, unit + warps, slot, routedRows);
+      if (kGather) nextSource = sourceOfUnit<Steps>(p, unit + warps, slot, routedRows);
       if (u.valid) placeRow(p, u, u.routed, source);
-      loadUnit(u, column, loaded);
+      loadUnit<Steps>(u, column, loaded);
       if (u.valid) bindExpert(p, inputTable, scaleTable, u, expert);
     }
-    storeUnit(u, column, loaded, p.scales, groupMask);
+    storeUnit<Steps>(u, column, loaded, p.scales, groupMask);
   }
 
   // Phase 3: padding (of sparse and empty tiles when line units ran).
@@ -144,3 +146,20 @@ extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) 
   }
 }
 
+extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {
+  quantizeTuned<kTunedUnroll, kLineUnits>(p);
+}
+
+#if NVFP4_SMALL_KERNEL
+// The small kernel: the tuned kernel with row units of one step (a block a lane) and no line
+// units, for problems whose rows fit one wave of 8-warp blocks at a step a thread
+// (LaunchPlan.takesSmallKernel). Its units are twice as many as nvfp4_quantize_tuned's, so such a
+// problem spreads over twice the warps and each lane waits on one block's loads instead of two
+// (kernel lab, H200, graph replay: M = 16 3.3 → 2.8 µs at K = 7168, 3.0 → 2.7 µs at K = 2048;
+// M = 128, E = 256 4.9 → 4.5 µs; M = 1024, K = 2048 4.6 → 4.2 µs). Offsets and gathered rows,
+// the row-unit kernels whose units take two steps (NVFP4_SMALL_KERNEL); the masked layout, whose
+// valid rows the host does not know, keeps nvfp4_quantize_tuned.
+extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) nvfp4_quantize_tuned_small(const QuantParams p) {
+  quantizeTuned<1, false>(p);
+}
+#endif

@@ -48,7 +48,18 @@ constexpr int kRowsPerWarp = 32 / kLanesPerRow;                                 
 constexpr int kColumnSteps = (kScaleColumns + kLanesPerRow - 1) / kLanesPerRow;  // row units: blocks per lane
 constexpr int kMaxUnroll = kLoadsPerBlock <= 2 ? 2 : 1;                          // ≤ 4 loads in flight per lane
 constexpr int kTunedUnroll = kColumnSteps < kMaxUnroll ? kColumnSteps : kMaxUnroll;  // steps per row unit
-constexpr int kUnitsPerRow = (kColumnSteps + kTunedUnroll - 1) / kTunedUnroll;
+// Row units of `Steps` steps a row takes: nvfp4_quantize_tuned's take kTunedUnroll, the small
+// kernel's one (tuned_kernel.cu).
+template <int Steps>
+constexpr int kUnitsPerRow = (kColumnSteps + Steps - 1) / Steps;
+// The small kernel exists where the tuned kernel's row units take more than one step: 16-value
+// blocks without SiLU·mul (two loads a block) on rows of more than 32 scale columns. The same
+// test in the preprocessor, which compiles the entry point in or out, and in Swift
+// (KernelSpecialization.hasSmallKernel; the compile test checks the three agree).
+#define NVFP4_SMALL_KERNEL                                                                          \
+  (NVFP4_BLOCK_SIZE == 16 && NVFP4_SILU_MUL == 0 && NVFP4_ROW_MAP != 2 &&                          \
+   (NVFP4_SWIZZLED ? 4 * ((NVFP4_HIDDEN_SIZE / 16 + 3) / 4) : NVFP4_HIDDEN_SIZE / 16) > 32)
+static_assert(bool(NVFP4_SMALL_KERNEL) == (kTunedUnroll > 1 && !kMasked), "the small kernel's condition");
 static_assert(!kSwizzled || kLanesPerRow % 4 == 0, "4-lane scale groups must not straddle rows");
 // The launch bounds: 64 registers a thread for the kernels that are not register-tight
 // (kWideBlocks: 4 blocks of 256 threads an SM, or one of 1024) — on an H200 the plain kernel's
@@ -252,7 +263,7 @@ __device__ __forceinline__ void storeScale(uint8_t* scales, int64_t s, int kb, u
   }
 }
 
-// A row unit: kTunedUnroll steps of one routed row.
+// A row unit: Steps steps of one routed row.
 struct RoutedUnit {
   const uint16_t* input;  // the source row's first value
   uint8_t* codes;         // the output row's first code byte
@@ -264,12 +275,13 @@ struct RoutedUnit {
   bool readable;  // its source row exists (false only for an out-of-range gather entry)
 };
 
-// Unit `unit` of this lane's slot; it exists while its routed index is below off[E].
+// Unit `unit` (of Steps steps) of this lane's slot; it exists while its routed index is below off[E].
+template <int Steps>
 __device__ __forceinline__ RoutedUnit numberUnit(int64_t unit, int slot, int64_t routedRows) {
   RoutedUnit u;
-  const int64_t group = unit / kUnitsPerRow;
+  const int64_t group = unit / kUnitsPerRow<Steps>;
   u.routed = group * kRowsPerWarp + slot;
-  u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
+  u.firstStep = int(unit - group * kUnitsPerRow<Steps>) * Steps;
   u.valid = u.routed < routedRows;
   u.readable = u.valid;
   return u;
@@ -290,11 +302,12 @@ __device__ __forceinline__ void carryExpert(const int32_t* table, int expertCoun
 // dense, one after another), so the units are as many as the tail rows and spread evenly over
 // the warps. The expert is carried forward (one comparison unless the row left it, then a search
 // of the rest: by the whole warp when it holds one row). Returns the row within the expert.
+// (Line units run only in nvfp4_quantize_tuned, whose units take kTunedUnroll steps.)
 __device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const int32_t* inputTable,
                                                   const int32_t* scaleTable, const int32_t* tailTable,
                                                   int64_t unit, int slot, RoutedUnit& u, int& expert) {
-  const int64_t group = unit / kUnitsPerRow;
-  u.firstStep = int(unit - group * kUnitsPerRow) * kTunedUnroll;
+  const int64_t group = unit / kUnitsPerRow<kTunedUnroll>;
+  u.firstStep = int(unit - group * kUnitsPerRow<kTunedUnroll>) * kTunedUnroll;
   const int64_t t = group * kRowsPerWarp + slot;
   u.valid = t < tailTable[p.expertCount];  // uniform across the warp when it holds one row
   u.readable = u.valid;
@@ -310,8 +323,9 @@ __device__ __forceinline__ int64_t numberTailUnit(const QuantParams& p, const in
 
 // The permutation entry (the source row) of unit `unit` of this lane's slot, 0 past off[E]:
 // loaded one unit ahead when gathering, so a unit's input loads need not wait for it.
+template <int Steps>
 __device__ __forceinline__ int32_t sourceOfUnit(const QuantParams& p, int64_t unit, int slot, int64_t routedRows) {
-  const RoutedUnit u = numberUnit(unit, slot, routedRows);
+  const RoutedUnit u = numberUnit<Steps>(unit, slot, routedRows);
   return u.valid ? __ldg(p.permutation + u.routed) : 0;
 }
 
@@ -344,11 +358,12 @@ __device__ __forceinline__ int64_t bindExpert(const QuantParams& p, const int32_
 // and barrier, finds its rows in L2 instead of waiting for a second DRAM round trip. One
 // prefetch per 16-byte-aligned block start of the lane (its B values, and their up half with
 // SiLU·mul).
+template <int Steps>
 __device__ __forceinline__ void prefetchRowUnit(const QuantParams& p, int64_t unit, int slot, int column) {
-  const RoutedUnit u = numberUnit(unit, slot, p.rowCount);
+  const RoutedUnit u = numberUnit<Steps>(unit, slot, p.rowCount);
   if (!u.valid) return;
 #pragma unroll
-  for (int k = 0; k < kTunedUnroll; ++k) {
+  for (int k = 0; k < Steps; ++k) {
     const int kb = (u.firstStep + k) * kLanesPerRow + column;
     if (u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
       const uint16_t* block = p.input + u.routed * kInputRowWidth + kb * kBlockSize;
@@ -359,9 +374,10 @@ __device__ __forceinline__ void prefetchRowUnit(const QuantParams& p, int64_t un
 }
 
 // Issues every load of a unit (nothing for an invalid or unreadable one).
-__device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock]) {
+template <int Steps>
+__device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 (&loaded)[Steps][kLoadsPerBlock]) {
 #pragma unroll
-  for (int k = 0; k < kTunedUnroll; ++k) {
+  for (int k = 0; k < Steps; ++k) {
     const int kb = (u.firstStep + k) * kLanesPerRow + column;
     if (u.readable && u.firstStep + k < kColumnSteps && kb < kBlocksPerRow) {
       const uint4* source = reinterpret_cast<const uint4*>(u.input + kb * kBlockSize);
@@ -377,13 +393,14 @@ __device__ __forceinline__ void loadUnit(const RoutedUnit& u, int column, uint4 
 }
 
 // Quantizes a loaded unit and stores its codes and scales.
+template <int Steps>
 __device__ __forceinline__ void storeUnit(const RoutedUnit& u, int column,
-                                          const uint4 (&loaded)[kTunedUnroll][kLoadsPerBlock], uint8_t* scales,
+                                          const uint4 (&loaded)[Steps][kLoadsPerBlock], uint8_t* scales,
                                           uint32_t groupMask) {
   if (!u.valid) return;  // uniform across each row's lanes
   const float inverseGs = __frcp_rn(u.gs);
 #pragma unroll
-  for (int k = 0; k < kTunedUnroll; ++k) {
+  for (int k = 0; k < Steps; ++k) {
     const int kb = (u.firstStep + k) * kLanesPerRow + column;
     if (u.firstStep + k >= kColumnSteps || kb >= kScaleColumns) break;  // uniform per 4-lane group
     const uint32_t scaleByte = quantizeBlock(loaded[k], u.readable && kb < kBlocksPerRow, u.gs, inverseGs,
