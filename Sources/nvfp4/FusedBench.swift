@@ -45,7 +45,7 @@ struct FusedBench {
             rows += try siluComparison(rows: rowsCount, hiddenSize: hiddenSize, experts: 8)
         }
         for hiddenSize in quick ? [7168] : [2048, 7168] {
-            for maxValid in [16, 128] {
+            for maxValid in quick ? [16, 128] : [16, 128, 1024] {  // 1024: up to whole groups, the upper end
                 rows += try maskedComparison(groups: 32, maxRows: 1024, hiddenSize: hiddenSize, maxValid: maxValid)
             }
         }
