@@ -28,11 +28,21 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "A smaller sweep, for a quick look.")
     var quick = false
 
+    @Option(help: "The sweep's input type: bf16 or f16 (the fused variants run bf16).")
+    var dtype: InputType = .bf16
+
+    /// The input type of the CPU and CUDA sweeps.
+    enum InputType: String, ExpressibleByArgument, CaseIterable {
+        case bf16, f16
+        var elementType: ElementType { self == .bf16 ? .bfloat16 : .float16 }
+    }
+
     @Flag(help: "cuda only: the fused variants instead of the sweep (gather+quant and SiLU·mul+quant against their unfused steps, masked against offsets, routing → layout).")
     var fused = false
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard !(fused && dtype != .bf16) else { throw ValidationError("--fused runs bf16 inputs only; leave out --dtype") }
     }
 
     func run() throws {
@@ -46,12 +56,13 @@ struct BenchCommand: ParsableCommand {
                 print(report.table())
                 if let out { try report.write(prefix: out) }
             } else if let quantizer = backend.quantizer {
-                let report = try CUDABench(quantizer: quantizer, runs: max(runs, 50), quick: quick).run()
+                let report = try CUDABench(quantizer: quantizer, runs: max(runs, 50), quick: quick,
+                                       elementType: dtype.elementType).run()
                 print(report.table())
                 if let out { try report.write(prefix: out) }
             } else {
                 if let reason = backend.fallbackReason { printError("nvfp4 bench: no GPU (\(reason)); measuring the CPU") }
-                let report = CPUBench(runs: runs, quick: quick).run()
+                let report = CPUBench(runs: runs, quick: quick, elementType: dtype.elementType).run()
                 print(report.table())
                 if let out { try report.write(prefix: out) }
             }

@@ -30,6 +30,8 @@ struct BenchRow: Codable, Sendable {
 /// A sweep's results: the table on stdout and JSON/CSV/SVG files.
 struct BenchReport: Codable, Sendable {
     var device: String
+    /// The sweep's input type (`bfloat16` or `float16`).
+    var inputType: String
     var copyBytesPerSecond: Double
     /// The empty kernel per launch: queued, a call waited for, in a graph (GPU sweeps).
     var emptyKernelMicroseconds: Double?
@@ -39,7 +41,7 @@ struct BenchReport: Codable, Sendable {
     var notes: [String]
 
     func table() -> String {
-        var lines = ["device: \(device)",
+        var lines = ["device: \(device)", "input: \(inputType)",
                      "copy bandwidth: \(formatted(copyBytesPerSecond / 1e9)) GB/s (bytes read + written)"]
         if let empty = emptyKernelMicroseconds {
             lines.append("empty kernel: \(formatted(empty)) us per launch queued, \(formatted(emptyKernelCallMicroseconds ?? .nan)) us a call, "

@@ -25,12 +25,12 @@ struct BenchShape: ~Copyable {
         }
     }
 
-    init(rows: Int, hiddenSize: Int, experts: Int, l2: Int, quantizer: CUDAQuantizer,
+    init(rows: Int, hiddenSize: Int, experts: Int, elementType: ElementType, l2: Int, quantizer: CUDAQuantizer,
          support: BenchSupportKernels, stream: borrowing CUDAStream) throws {
         let context = quantizer.context
         let segments = try ExpertSegments(rowCounts: skewedCounts(rows: rows, experts: experts))
         let problem = try QuantizationProblem(
-            rowCount: rows, hiddenSize: hiddenSize, elementType: .bfloat16, segments: segments,
+            rowCount: rows, hiddenSize: hiddenSize, elementType: elementType, segments: segments,
             globalScales: (0..<experts).map { Float(1 + $0 % 7) * 40 })
         let setBytes = problem.inputElementCount * 2 + problem.codeByteCount + problem.scaleByteCount
         let count = min(BenchShape.maxSets, max(2, (3 * l2 + setBytes - 1) / setBytes))
@@ -40,7 +40,7 @@ struct BenchShape: ~Copyable {
                 input: try DeviceBuffer(context: context, byteCount: problem.inputElementCount * 2),
                 codes: try DeviceBuffer(context: context, byteCount: problem.codeByteCount),
                 scales: try DeviceBuffer(context: context, byteCount: problem.scaleByteCount))
-            try support.fillValues(address: set.input.address, count: problem.inputElementCount, type: .bfloat16,
+            try support.fillValues(address: set.input.address, count: problem.inputElementCount, type: elementType,
                                    seed: UInt32(s + 1), stream: stream.handle)
             try set.codes.fill(byte: 0xA5, stream: stream.handle)
             try set.scales.fill(byte: 0x5A, stream: stream.handle)
@@ -50,7 +50,7 @@ struct BenchShape: ~Copyable {
         let scaleOffsets = try DeviceBuffer(context: context, copying: segments.scaleOffsets)
         let globalScales = try DeviceBuffer(context: context, copying: problem.globalScales)
         try stream.synchronize()
-        try quantizer.prepare(elementType: .bfloat16, hiddenSize: hiddenSize)
+        try quantizer.prepare(elementType: elementType, hiddenSize: hiddenSize)
         self.quantizer = quantizer
         self.support = support
         self.stream = stream.handle

@@ -11,6 +11,7 @@ let bytesPerElement = 2.5625
 struct CPUBench {
     let runs: Int
     let quick: Bool
+    let elementType: ElementType
 
     struct Shape { let rows: Int, hiddenSize: Int, experts: Int }
 
@@ -27,7 +28,7 @@ struct CPUBench {
                    + "\(formatted(copy.oneCore / 1e9)) GB/s one core (bytes read + written)")
         var rows: [BenchRow] = []
         for shape in shapes {
-            let (problem, input) = Self.problem(shape)
+            let (problem, input) = Self.problem(shape, elementType: elementType)
             var codes = [UInt8](repeating: 0, count: problem.codeByteCount)
             var scales = [UInt8](repeating: 0, count: problem.scaleByteCount)
             func time(_ body: () throws -> Void) -> Double {
@@ -62,13 +63,13 @@ struct CPUBench {
                        + "reference \(formatted(reference * 1e3)) ms")
             rows.append(row)
         }
-        return BenchReport(device: "cpu (\(DispatchQueue.coreCount) cores)", copyBytesPerSecond: copy.allCores,
+        return BenchReport(device: "cpu (\(DispatchQueue.coreCount) cores)", inputType: "\(elementType)", copyBytesPerSecond: copy.allCores,
                            emptyKernelMicroseconds: nil, emptyKernelCallMicroseconds: nil, emptyKernelGraphMicroseconds: nil, rows: rows,
                            notes: ["memcpy one core: \(formatted(copy.oneCore / 1e9)) GB/s"])
     }
 
-    /// A routed problem of `shape` with skewed expert sizes and seeded bf16 activations.
-    static func problem(_ shape: Shape) -> (QuantizationProblem, [UInt16]) {
+    /// A routed problem of `shape` with skewed expert sizes and seeded activations of `elementType`.
+    static func problem(_ shape: Shape, elementType: ElementType) -> (QuantizationProblem, [UInt16]) {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(shape.rows * 31 + shape.hiddenSize)
         func next() -> UInt64 {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
@@ -77,13 +78,13 @@ struct CPUBench {
         let counts = skewedCounts(rows: shape.rows, experts: shape.experts)
         let segments = try! ExpertSegments(rowCounts: counts)
         let problem = try! QuantizationProblem(
-            rowCount: shape.rows, hiddenSize: shape.hiddenSize, elementType: .bfloat16, segments: segments,
+            rowCount: shape.rows, hiddenSize: shape.hiddenSize, elementType: elementType, segments: segments,
             globalScales: (0..<shape.experts).map { Float(1 + $0 % 7) * 40 })
         var input = [UInt16](repeating: 0, count: shape.rows * shape.hiddenSize)
         for i in input.indices {
             let r = next()
             let x = Float(Int32(truncatingIfNeeded: r)) * 0x1p-31 * Float(sign: .plus, exponent: Int(r >> 61) - 4, significand: 1)
-            input[i] = BFloat16Bits.rounding(x)
+            input[i] = elementType.bits(roundingToNearestEven: x)
         }
         return (problem, input)
     }

@@ -6,6 +6,7 @@ struct CUDABench {
     let quantizer: CUDAQuantizer
     let runs: Int
     let quick: Bool
+    let elementType: ElementType
 
     var rowCounts: [Int] { quick ? [16, 1024, 32768] : [16, 128, 1024, 8192, 32768, 131072] }
     var hiddenSizes: [Int] { [2048, 7168] }
@@ -29,8 +30,8 @@ struct CUDABench {
         for hiddenSize in hiddenSizes {
             for experts in expertCounts {
                 for rowCount in rowCounts {
-                    let shape = try BenchShape(rows: rowCount, hiddenSize: hiddenSize, experts: experts, l2: l2,
-                                               quantizer: quantizer, support: support, stream: stream)
+                    let shape = try BenchShape(rows: rowCount, hiddenSize: hiddenSize, experts: experts, elementType: elementType,
+                                               l2: l2, quantizer: quantizer, support: support, stream: stream)
                     var shapeRows: [BenchRow] = []
                     for variant in QuantizerVariant.allCases {
                         let timing = try shape.time(variant, runs: runs, graph: rowCount <= Self.graphRowLimit)
@@ -52,7 +53,7 @@ struct CUDABench {
             }
         }
         let device = "\(try context.device.name) (\(quantizer.target), \(quantizer.multiprocessorCount) SMs)"
-        return BenchReport(device: device, copyBytesPerSecond: copy, emptyKernelMicroseconds: empty.queued,
+        return BenchReport(device: device, inputType: "\(elementType)", copyBytesPerSecond: copy, emptyKernelMicroseconds: empty.queued,
                            emptyKernelCallMicroseconds: empty.call, emptyKernelGraphMicroseconds: empty.graph,
                            rows: rows, notes: notes)
     }
@@ -75,7 +76,7 @@ struct CUDABench {
         let cold = KernelCache(diskDirectory: directory)
         var notes: [String] = []
         for hiddenSize in hiddenSizes {
-            let specialization = KernelSpecialization(target: quantizer.target, elementType: .bfloat16,
+            let specialization = KernelSpecialization(target: quantizer.target, elementType: elementType,
                                                       hiddenSize: hiddenSize, scaleLayout: .swizzled)
             let start = monotonicSeconds()
             _ = try cold.image(for: specialization.request)

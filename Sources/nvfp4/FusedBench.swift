@@ -278,7 +278,7 @@ struct FusedBenchReport: Codable, Sendable {
     var rows: [FusedBenchRow]
 
     static func measure(quantizer: CUDAQuantizer, runs: Int, quick: Bool) throws -> FusedBenchReport {
-        let sweep = CUDABench(quantizer: quantizer, runs: runs, quick: quick)
+        let sweep = CUDABench(quantizer: quantizer, runs: runs, quick: quick, elementType: .bfloat16)
         let support = try BenchSupportKernels(quantizer: quantizer)
         let stream = try CUDAStream(context: quantizer.context)
         let copy = try sweep.copyBandwidth(stream: stream)
