@@ -96,8 +96,14 @@ func expectSameBytes(_ expected: (codes: [UInt8], scales: [UInt8]), _ actual: (c
 /// CPU path's bytes.
 func expectGPUMatchesCPU(_ testCase: ProblemCase, quantizer: CUDAQuantizer,
                          sourceLocation: SourceLocation = #_sourceLocation) throws {
-    let expected = try testCase.runCPU(.fast, poison: 0xA5)
     let device = try DeviceProblem(testCase, context: quantizer.context)
+    try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer, sourceLocation: sourceLocation)
+}
+
+/// ``expectGPUMatchesCPU(_:quantizer:sourceLocation:)`` on the case already uploaded as `device`.
+func expectGPUMatchesCPU(_ testCase: ProblemCase, uploaded device: borrowing DeviceProblem, quantizer: CUDAQuantizer,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let expected = try testCase.runCPU(.fast, poison: 0xA5)
     try device.poison()
     try quantizer.quantize(device.arguments)
     try quantizer.context.synchronizeOutsideCaptures()

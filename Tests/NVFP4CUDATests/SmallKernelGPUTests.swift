@@ -18,7 +18,7 @@ struct SmallKernelGPUTests {
                 let expected = policy == .always && specialization(of: testCase, quantizer: quantizer).hasSmallKernel
                     && plan.block == LaunchPlan.tunedBlock
                 #expect(plan.smallKernel == expected, "\(policy) \(testCase): \(plan)")
-                try expectGPUMatchesCPU(testCase, quantizer: quantizer)
+                try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer)
             }
         }
     }
@@ -48,7 +48,7 @@ struct SmallKernelGPUTests {
                     let paddingBlocks = (device.arguments.scaleByteCapacity + 256 * 16 - 1) / (256 * 16)
                     #expect(plan.grid == max(1, min(plan.wave, max(rowBlocks, paddingBlocks))), "\(testCase): \(plan)")
                 }
-                try expectGPUMatchesCPU(testCase, quantizer: quantizer)
+                try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer)
             }
         }
         let small = try ProblemFactory.make(name: "E=3 M=40 K=2048", seed: 77, experts: 3, routedRows: 40, hiddenSize: 2048)
@@ -57,7 +57,7 @@ struct SmallKernelGPUTests {
         for other in [try CUDAQuantizer(context: context, lineUnits: .always, smallKernel: .always),
                       try CUDAQuantizer(context: context, wideBlocks: .always, smallKernel: .always)] {
             #expect(try !other.plan(for: device.arguments, variant: .tuned).smallKernel)
-            try expectGPUMatchesCPU(small, quantizer: other)
+            try expectGPUMatchesCPU(small, uploaded: device, quantizer: other)
         }
         let tiny = try ProblemFactory.make(name: "E=3 M=40 K=512", seed: 78, experts: 3, routedRows: 40, hiddenSize: 512)
         #expect(try !forced.plan(for: DeviceProblem(tiny, context: context).arguments, variant: .tuned).smallKernel,

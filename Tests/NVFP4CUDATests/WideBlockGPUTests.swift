@@ -98,6 +98,6 @@ struct WideBlockGPUTests {
             rowMap: problem.gather == nil ? .rows : .gathered)
         let plan = try quantizer.plan(for: device.arguments, variant: .tuned)
         #expect(plan.block == specialization.expectedTunedMaxThreads, "\(testCase): \(plan)", sourceLocation: sourceLocation)
-        try expectGPUMatchesCPU(testCase, quantizer: quantizer, sourceLocation: sourceLocation)
+        try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer, sourceLocation: sourceLocation)
     }
 }
