@@ -73,7 +73,6 @@ public final class CUDAQuantizer: Sendable {
 
     private func tunedPlan(_ kernels: LoadedKernels, geometry: ScaleGeometry, rowCapacity: Int, scaleByteCapacity: Int,
                            expertCount: Int, masked: Bool) throws -> LaunchPlan {
-        let function = try kernels.function(for: .tuned)
         let wide = switch wideBlocks {
         case .automatic:
             LaunchPlan.takesWideBlocks(
@@ -84,42 +83,29 @@ public final class CUDAQuantizer: Sendable {
         case .always: kernels.tunedMaxThreads >= LaunchPlan.wideTunedBlock
         case .never: false
         }
-        let block = wide ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock
-        if !wide, lineUnits != .always, let small = kernels.smallTuned {
-            let plan = try smallKernelPlan(small, geometry: geometry, rowCapacity: rowCapacity,
-                                           scaleByteCapacity: scaleByteCapacity, expertCount: expertCount)
-            if let plan { return plan }
+        // One wave of `function` in blocks of `block` threads (sized for the small kernel when `small`).
+        func plan(_ function: CUDAFunction, block: Int, small: Bool) throws -> LaunchPlan {
+            try LaunchPlan.tuned(
+                rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow),
+                scaleColumns: geometry.bytesPerRow, expertCount: expertCount, masked: masked, block: block,
+                smallKernel: small, multiprocessorCount: multiprocessorCount
+            ) { sharedBytes in
+                try function.maxActiveBlocksPerMultiprocessor(blockSize: block, dynamicSharedMemoryByteCount: sharedBytes)
+            }
         }
-        return try LaunchPlan.tuned(
-            rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow), scaleColumns: geometry.bytesPerRow,
-            expertCount: expertCount, masked: masked, block: block, multiprocessorCount: multiprocessorCount
-        ) { sharedBytes in
-            try function.maxActiveBlocksPerMultiprocessor(blockSize: block, dynamicSharedMemoryByteCount: sharedBytes)
+        // The small kernel where the policy takes it: forced, or rows that fit its wave (the
+        // occupancy API asked only where they could fit the most blocks any device runs).
+        func takesSmallKernel(wave: Int) -> Bool {
+            smallKernel == .always
+                || LaunchPlan.takesSmallKernel(rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow, wave: wave)
         }
-    }
-
-    /// The small kernel's plan where ``smallKernel`` takes it for this problem, else nil. The
-    /// occupancy API is asked only where the rows could fit a wave at one step a thread.
-    private func smallKernelPlan(_ function: CUDAFunction, geometry: ScaleGeometry, rowCapacity: Int,
-                                 scaleByteCapacity: Int, expertCount: Int) throws -> LaunchPlan? {
-        let mostBlocks = multiprocessorCount * LaunchPlan.maxTunedBlocksPerMultiprocessor
-        switch smallKernel {
-        case .never: return nil
-        case .automatic:
-            guard LaunchPlan.takesSmallKernel(rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow,
-                                              wave: mostBlocks) else { return nil }
-        case .always: break
+        if !wide, lineUnits != .always, smallKernel != .never, let small = kernels.smallTuned,
+           takesSmallKernel(wave: multiprocessorCount * LaunchPlan.maxTunedBlocksPerMultiprocessor) {
+            let smallPlan = try plan(small, block: LaunchPlan.tunedBlock, small: true)
+            if takesSmallKernel(wave: smallPlan.wave) { return smallPlan }
         }
-        let plan = try LaunchPlan.tuned(
-            rowCapacity: rowCapacity, scaleRowCapacity: scaleByteCapacity / max(1, geometry.bytesPerRow),
-            scaleColumns: geometry.bytesPerRow, expertCount: expertCount, smallKernel: true,
-            multiprocessorCount: multiprocessorCount
-        ) { sharedBytes in
-            try function.maxActiveBlocksPerMultiprocessor(blockSize: LaunchPlan.tunedBlock, dynamicSharedMemoryByteCount: sharedBytes)
-        }
-        let taken = smallKernel == .always
-            || LaunchPlan.takesSmallKernel(rowCapacity: rowCapacity, scaleColumns: geometry.bytesPerRow, wave: plan.wave)
-        return taken ? plan : nil
+        return try plan(try kernels.function(for: .tuned), block: wide ? LaunchPlan.wideTunedBlock : LaunchPlan.tunedBlock,
+                        small: false)
     }
 
     private func plan(_ arguments: DeviceQuantizationArguments, variant: QuantizerVariant, kernels: LoadedKernels) throws -> LaunchPlan {
