@@ -58,11 +58,7 @@ struct Backend {
     /// for every problem (same bytes; for fuzzing that path on small shapes), `never` in blocks of
     /// 256 (for comparisons); anything else leaves the choice to the launch plan.
     static func wideBlockPolicy() -> WideBlockPolicy {
-        switch getenv("NVFP4_WIDE_BLOCKS").map({ String(cString: $0) }) {
-        case "always": .always
-        case "never": .never
-        default: .automatic
-        }
+        policy("NVFP4_WIDE_BLOCKS", always: .always, never: .never, otherwise: .automatic)
     }
 
     /// `NVFP4_SMALL_KERNEL=always` runs the tuned kernel's small-problem entry point for every
@@ -70,10 +66,15 @@ struct Backend {
     /// `never` never (for comparisons, and to fuzz the main kernel on small shapes); anything else
     /// leaves the choice to the launch plan.
     static func smallKernelPolicy() -> SmallKernelPolicy {
-        switch getenv("NVFP4_SMALL_KERNEL").map({ String(cString: $0) }) {
-        case "always": .always
-        case "never": .never
-        default: .automatic
+        policy("NVFP4_SMALL_KERNEL", always: .always, never: .never, otherwise: .automatic)
+    }
+
+    /// `always` or `never` from the environment variable `name`, else `otherwise`.
+    private static func policy<Policy>(_ name: String, always: Policy, never: Policy, otherwise: Policy) -> Policy {
+        switch getenv(name).map({ String(cString: $0) }) {
+        case "always": always
+        case "never": never
+        default: otherwise
         }
     }
 
