@@ -52,6 +52,16 @@ extension CUDAQuantizer {
         }
         return (codes, scales)
     }
+
+    /// The specialization an offsets-layout case needs on this quantizer's target, derived from
+    /// the problem itself (not from the device arguments the quantizer maps).
+    func specialization(of testCase: ProblemCase) -> KernelSpecialization {
+        let problem = testCase.problem
+        return KernelSpecialization(
+            target: target, elementType: problem.elementType, hiddenSize: problem.hiddenSize,
+            scaleLayout: problem.scaleLayout, blockFormat: problem.blockFormat, activation: problem.activation,
+            rowMap: problem.gather == nil ? .rows : .gathered)
+    }
 }
 
 extension CUDAStream {

@@ -15,7 +15,7 @@ struct SmallKernelGPUTests {
                 let plan = try quantizer.plan(for: device.arguments, variant: .tuned)
                 // Forced, it runs wherever the specialization has it but where the plan takes
                 // wide blocks (the large shapes of some kernels): those win.
-                let expected = policy == .always && specialization(of: testCase, quantizer: quantizer).hasSmallKernel
+                let expected = policy == .always && quantizer.specialization(of: testCase).hasSmallKernel
                     && plan.block == LaunchPlan.tunedBlock
                 #expect(plan.smallKernel == expected, "\(policy) \(testCase): \(plan)")
                 try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer)
@@ -62,13 +62,5 @@ struct SmallKernelGPUTests {
         let tiny = try ProblemFactory.make(name: "E=3 M=40 K=512", seed: 78, experts: 3, routedRows: 40, hiddenSize: 512)
         #expect(try !forced.plan(for: DeviceProblem(tiny, context: context).arguments, variant: .tuned).smallKernel,
                 "32 scale bytes a row: one step already, no small kernel")
-    }
-
-    private func specialization(of testCase: ProblemCase, quantizer: CUDAQuantizer) -> KernelSpecialization {
-        let problem = testCase.problem
-        return KernelSpecialization(
-            target: quantizer.target, elementType: problem.elementType, hiddenSize: problem.hiddenSize,
-            scaleLayout: problem.scaleLayout, blockFormat: problem.blockFormat, activation: problem.activation,
-            rowMap: problem.gather == nil ? .rows : .gathered)
     }
 }

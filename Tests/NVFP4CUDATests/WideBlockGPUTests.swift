@@ -91,11 +91,7 @@ struct WideBlockGPUTests {
     private func expectWideOrNot(_ testCase: ProblemCase, quantizer: CUDAQuantizer,
                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
         let device = try DeviceProblem(testCase, context: quantizer.context)
-        let problem = testCase.problem
-        let specialization = KernelSpecialization(
-            target: quantizer.target, elementType: problem.elementType, hiddenSize: problem.hiddenSize,
-            scaleLayout: problem.scaleLayout, blockFormat: problem.blockFormat, activation: problem.activation,
-            rowMap: problem.gather == nil ? .rows : .gathered)
+        let specialization = quantizer.specialization(of: testCase)
         let plan = try quantizer.plan(for: device.arguments, variant: .tuned)
         #expect(plan.block == specialization.expectedTunedMaxThreads, "\(testCase): \(plan)", sourceLocation: sourceLocation)
         try expectGPUMatchesCPU(testCase, uploaded: device, quantizer: quantizer, sourceLocation: sourceLocation)
