@@ -43,7 +43,11 @@ struct Backend {
         guard try CUDADevice.count() > 0 else {
             throw NVFP4Error.cudaUnavailable(library: "libcuda", searched: [], reason: "the driver reports no CUDA device")
         }
-        return try CUDAQuantizer(context: CUDAContext(ordinal: 0), lineUnits: lineUnitPolicy(), wideBlocks: wideBlockPolicy(),
+        let context = try CUDAContext(ordinal: 0)
+        // The tool's thread keeps the device's context current, as an engine's thread does: each
+        // call then finds it current and has no context to switch and put back.
+        try context.makeCurrent()
+        return try CUDAQuantizer(context: context, lineUnits: lineUnitPolicy(), wideBlocks: wideBlockPolicy(),
                                  smallKernel: smallKernelPolicy())
     }
 

@@ -3,8 +3,11 @@ import NVFP4
 /// A device's primary context, retained for the life of this object.
 ///
 /// Every operation of this module that needs a current context (allocation, copies, module
-/// loading, launches, streams, events) makes its context current on the calling thread first,
-/// so callers never need to; ``makeCurrent()`` is public for code that calls the driver itself.
+/// loading, launches, streams, events) makes its context current on the calling thread for its
+/// driver calls and then makes the thread's previous context current again, so callers never
+/// need to, and an engine's thread keeps its current context — and with it the CUDA runtime's
+/// current device — whatever device this context belongs to. ``makeCurrent()`` is public for
+/// code that calls the driver itself.
 public final class CUDAContext: @unchecked Sendable {
     // Invariant: all stored properties are immutable after init; a primary context may be made
     // current and used from any thread, and the driver API is thread-safe.
@@ -49,20 +52,46 @@ public final class CUDAContext: @unchecked Sendable {
         _ = driver.cuDevicePrimaryCtxRelease(device.handle)
     }
 
-    /// Makes this context current on the calling thread. Wraps `cuCtxSetCurrent`.
+    /// Makes this context current on the calling thread and leaves it so. Wraps `cuCtxSetCurrent`.
     public func makeCurrent() throws {
         try driver.check(driver.cuCtxSetCurrent(handle), "cuCtxSetCurrent")
     }
 
+    /// Runs `body` with this context current on the calling thread, then makes the thread's
+    /// previous context (or none) current again; when this context already was current, only
+    /// runs `body`. Wraps `cuCtxGetCurrent` and `cuCtxSetCurrent`. The module's operations run
+    /// their driver calls inside it.
+    func withCurrent<Result>(_ body: () throws -> Result) throws -> Result {
+        var previous: OpaquePointer?
+        try driver.check(driver.cuCtxGetCurrent(&previous), "cuCtxGetCurrent")
+        if previous == handle { return try body() }
+        try driver.check(driver.cuCtxSetCurrent(handle), "cuCtxSetCurrent")
+        defer {
+            // Making current again a context that was current a moment ago cannot fail in a way
+            // the caller could act on; a status here would hide `body`'s own outcome.
+            _ = driver.cuCtxSetCurrent(previous)
+        }
+        return try body()
+    }
+
+    /// ``withCurrent(_:)`` for releasing a resource in `deinit`, which cannot throw: every status
+    /// is ignored (without a current context the release fails, as it would anyway).
+    func releasing(_ release: () -> Void) {
+        var previous: OpaquePointer?
+        guard driver.cuCtxGetCurrent(&previous) == 0, previous != handle else { return release() }
+        _ = driver.cuCtxSetCurrent(handle)
+        release()
+        _ = driver.cuCtxSetCurrent(previous)
+    }
+
     /// Waits for all work in this context; asynchronous faults from earlier launches surface
-    /// here. Wraps `cuCtxSynchronize` (after `cuCtxSetCurrent`).
+    /// here. Wraps `cuCtxSynchronize`.
     ///
     /// The driver refuses it while any stream of the context is being captured into a graph —
     /// from any thread — and invalidates that capture; code that may run beside an engine's
     /// capture waits on its own stream with ``synchronize(stream:)`` instead.
     public func synchronize() throws {
-        try makeCurrent()
-        try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
+        try withCurrent { try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize") }
     }
 
     /// Runs `body` with the calling thread's capture interaction mode set to `mode`, then puts
@@ -85,19 +114,17 @@ public final class CUDAContext: @unchecked Sendable {
     }
 
     /// Waits for the work of one stream of this context (the legacy default stream included).
-    /// Wraps `cuStreamSynchronize` (after `cuCtxSetCurrent`). Unlike ``synchronize()``, it leaves
+    /// Wraps `cuStreamSynchronize`. Unlike ``synchronize()``, it leaves
     /// other threads' graph captures on non-blocking streams alone.
     public func synchronize(stream: CUDAStreamHandle) throws {
-        try makeCurrent()
-        try driver.check(driver.cuStreamSynchronize(stream.rawValue), "cuStreamSynchronize")
+        try withCurrent { try driver.check(driver.cuStreamSynchronize(stream.rawValue), "cuStreamSynchronize") }
     }
 
     /// Free and total memory of this context's device, in bytes. Wraps `cuMemGetInfo_v2`.
     public func memoryInfo() throws -> CUDAMemoryInfo {
-        try makeCurrent()
         var free = 0
         var total = 0
-        try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo_v2")
+        try withCurrent { try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo_v2") }
         return CUDAMemoryInfo(freeByteCount: free, totalByteCount: total)
     }
 }

@@ -39,6 +39,8 @@ final class CUDADriver: @unchecked Sendable {
     let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, Int32) -> Int32
     // CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev);
     let cuDevicePrimaryCtxRelease: @convention(c) (Int32) -> Int32
+    // CUresult cuCtxGetCurrent(CUcontext *pctx);
+    let cuCtxGetCurrent: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Int32
     // CUresult cuCtxSetCurrent(CUcontext ctx);
     let cuCtxSetCurrent: @convention(c) (OpaquePointer?) -> Int32
     // CUresult cuCtxSynchronize(void);
@@ -148,6 +150,7 @@ final class CUDADriver: @unchecked Sendable {
         cuDeviceGetName = try library.function("cuDeviceGetName")
         cuDevicePrimaryCtxRetain = try library.function("cuDevicePrimaryCtxRetain")
         cuDevicePrimaryCtxRelease = try library.function("cuDevicePrimaryCtxRelease_v2")
+        cuCtxGetCurrent = try library.function("cuCtxGetCurrent")
         cuCtxSetCurrent = try library.function("cuCtxSetCurrent")
         cuCtxSynchronize = try library.function("cuCtxSynchronize")
         cuMemGetInfo = try library.function("cuMemGetInfo_v2")

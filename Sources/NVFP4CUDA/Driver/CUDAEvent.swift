@@ -12,30 +12,30 @@ public struct CUDAEvent: ~Copyable, @unchecked Sendable {
     /// Creates an event. Wraps `cuEventCreate` with `CU_EVENT_DEFAULT`, or
     /// `CU_EVENT_DISABLE_TIMING` when `timing` is `false` (cheaper to record and wait on).
     public init(context: CUDAContext, timing: Bool = true) throws {
-        try context.makeCurrent()
+        let driver = context.driver
         var event: OpaquePointer?
-        try context.driver.check(context.driver.cuEventCreate(&event, timing ? 0x0 : 0x2), "cuEventCreate")
+        try context.withCurrent { try driver.check(driver.cuEventCreate(&event, timing ? 0x0 : 0x2), "cuEventCreate") }
         self.handle = try context.driver.nonNull(event, "cuEventCreate", "event")
         self.context = context
     }
 
     /// Destroys the event. Wraps `cuEventDestroy_v2`; its status is ignored.
     deinit {
-        _ = context.driver.cuCtxSetCurrent(context.handle)
-        _ = context.driver.cuEventDestroy(handle)
+        let driver = context.driver, event = handle
+        context.releasing { _ = driver.cuEventDestroy(event) }
     }
 
     /// Records the event at the current end of `stream`'s work. Wraps `cuEventRecord`.
     public func record(on stream: CUDAStreamHandle) throws {
-        try context.makeCurrent()
-        try context.driver.check(context.driver.cuEventRecord(handle, stream.rawValue), "cuEventRecord")
+        let driver = context.driver, event = handle
+        try context.withCurrent { try driver.check(driver.cuEventRecord(event, stream.rawValue), "cuEventRecord") }
     }
 
     /// Waits until the work before the last ``record(on:)`` has completed.
     /// Wraps `cuEventSynchronize`.
     public func synchronize() throws {
-        try context.makeCurrent()
-        try context.driver.check(context.driver.cuEventSynchronize(handle), "cuEventSynchronize")
+        let driver = context.driver, event = handle
+        try context.withCurrent { try driver.check(driver.cuEventSynchronize(event), "cuEventSynchronize") }
     }
 
     /// Milliseconds between two recorded, completed events (resolution about 0.5 µs).
@@ -45,11 +45,11 @@ public struct CUDAEvent: ~Copyable, @unchecked Sendable {
     ///   when either event has not completed, or `CUDA_ERROR_INVALID_HANDLE` when one was created
     ///   without timing.
     public static func elapsedMilliseconds(from start: borrowing CUDAEvent, to end: borrowing CUDAEvent) throws -> Float {
-        try start.context.makeCurrent()
+        let driver = start.context.driver, from = start.handle, to = end.handle
         var milliseconds: Float = 0
-        try start.context.driver.check(
-            start.context.driver.cuEventElapsedTime(&milliseconds, start.handle, end.handle), "cuEventElapsedTime"
-        )
+        try start.context.withCurrent {
+            try driver.check(driver.cuEventElapsedTime(&milliseconds, from, to), "cuEventElapsedTime")
+        }
         return milliseconds
     }
 }

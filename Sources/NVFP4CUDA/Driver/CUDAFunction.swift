@@ -23,9 +23,11 @@ public struct CUDAFunction: @unchecked Sendable {
 
     /// Reads one attribute of the compiled kernel. Wraps `cuFuncGetAttribute`.
     public func attribute(_ attribute: Attribute) throws -> Int {
-        try module.context.makeCurrent()
+        let driver = self.driver, function = handle
         var value: Int32 = 0
-        try driver.check(driver.cuFuncGetAttribute(&value, attribute.rawValue, handle), "cuFuncGetAttribute")
+        try module.context.withCurrent {
+            try driver.check(driver.cuFuncGetAttribute(&value, attribute.rawValue, function), "cuFuncGetAttribute")
+        }
         return Int(value)
     }
 
@@ -53,11 +55,13 @@ public struct CUDAFunction: @unchecked Sendable {
         guard let value = Int32(exactly: byteCount), value >= 0 else {
             throw NVFP4Error.invalidArgument(argument: "byteCount", reason: "\(byteCount) is not a valid shared memory size")
         }
-        try module.context.makeCurrent()
-        try driver.check(
-            driver.cuFuncSetAttribute(handle, Attribute.maxDynamicSharedSizeBytes.rawValue, value),
-            "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)"
-        )
+        let driver = self.driver, function = handle
+        try module.context.withCurrent {
+            try driver.check(
+                driver.cuFuncSetAttribute(function, Attribute.maxDynamicSharedSizeBytes.rawValue, value),
+                "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)"
+            )
+        }
     }
 
     /// How many blocks of `blockSize` threads fit on one multiprocessor at once.
@@ -71,18 +75,20 @@ public struct CUDAFunction: @unchecked Sendable {
                 argument: "dynamicSharedMemoryByteCount", reason: "\(dynamicSharedMemoryByteCount) is negative"
             )
         }
-        try module.context.makeCurrent()
+        let driver = self.driver, function = handle
         var blocks: Int32 = 0
-        try driver.check(
-            driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, threads, dynamicSharedMemoryByteCount),
-            "cuOccupancyMaxActiveBlocksPerMultiprocessor"
-        )
+        try module.context.withCurrent {
+            try driver.check(
+                driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, function, threads, dynamicSharedMemoryByteCount),
+                "cuOccupancyMaxActiveBlocksPerMultiprocessor"
+            )
+        }
         return Int(blocks)
     }
 
     /// Enqueues the kernel on `stream` with one by-value argument: `parameters`, the kernel's
     /// parameter struct (whose C layout must match the kernel's, byte for byte).
-    /// Wraps `cuLaunchKernel` (after `cuCtxSetCurrent`).
+    /// Wraps `cuLaunchKernel`.
     ///
     /// The parameter bytes are copied by the driver before this returns. Launch failures caused
     /// by the kernel itself surface later, from a synchronize call.
@@ -104,18 +110,19 @@ public struct CUDAFunction: @unchecked Sendable {
                 argument: "sharedMemoryByteCount", reason: "\(sharedMemoryByteCount) is not a valid byte count"
             )
         }
-        try module.context.makeCurrent()
         let driver = self.driver
         let function = handle
-        let status = withUnsafeMutablePointer(to: &parameters) { pointer in
-            var arguments: [UnsafeMutableRawPointer?] = [UnsafeMutableRawPointer(pointer)]
-            return arguments.withUnsafeMutableBufferPointer { argumentPointers in
-                driver.cuLaunchKernel(
-                    function,
-                    gridSize.x, gridSize.y, gridSize.z,
-                    blockSize.x, blockSize.y, blockSize.z,
-                    shared, stream.rawValue, argumentPointers.baseAddress, nil
-                )
+        let status = try module.context.withCurrent {
+            withUnsafeMutablePointer(to: &parameters) { pointer in
+                var arguments: [UnsafeMutableRawPointer?] = [UnsafeMutableRawPointer(pointer)]
+                return arguments.withUnsafeMutableBufferPointer { argumentPointers in
+                    driver.cuLaunchKernel(
+                        function,
+                        gridSize.x, gridSize.y, gridSize.z,
+                        blockSize.x, blockSize.y, blockSize.z,
+                        shared, stream.rawValue, argumentPointers.baseAddress, nil
+                    )
+                }
             }
         }
         try driver.check(status, "cuLaunchKernel(\(name))")

@@ -23,11 +23,11 @@ public struct CUDAGraph: ~Copyable, @unchecked Sendable {
 
     /// Builds an executable graph. Wraps `cuGraphInstantiateWithFlags` (flags 0).
     public func instantiate() throws -> CUDAGraphExec {
-        try context.makeCurrent()
+        let driver = context.driver, graph = handle
         var exec: OpaquePointer?
-        try context.driver.check(
-            context.driver.cuGraphInstantiateWithFlags(&exec, handle, 0), "cuGraphInstantiateWithFlags"
-        )
+        try context.withCurrent {
+            try driver.check(driver.cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags")
+        }
         let handle = try context.driver.nonNull(exec, "cuGraphInstantiateWithFlags", "executable graph")
         return CUDAGraphExec(context: context, handle: handle)
     }
@@ -55,7 +55,7 @@ public struct CUDAGraphExec: ~Copyable, @unchecked Sendable {
 
     /// Enqueues one replay of the graph on `stream`. Wraps `cuGraphLaunch`.
     public func launch(on stream: CUDAStreamHandle) throws {
-        try context.makeCurrent()
-        try context.driver.check(context.driver.cuGraphLaunch(handle, stream.rawValue), "cuGraphLaunch")
+        let driver = context.driver, exec = handle
+        try context.withCurrent { try driver.check(driver.cuGraphLaunch(exec, stream.rawValue), "cuGraphLaunch") }
     }
 }

@@ -13,7 +13,7 @@ public final class CUDAModule: @unchecked Sendable {
     let handle: OpaquePointer
 
     /// Loads a cubin (an ELF image, as ``NVRTCOutput/cubin`` holds) or PTX text.
-    /// Wraps `cuModuleLoadData` (after `cuCtxSetCurrent`).
+    /// Wraps `cuModuleLoadData`.
     ///
     /// PTX text without a terminating NUL byte gets one appended, as `cuModuleLoadData` requires.
     ///
@@ -26,11 +26,12 @@ public final class CUDAModule: @unchecked Sendable {
         }
         let isELF = image.starts(with: [0x7F, 0x45, 0x4C, 0x46])
         let bytes = isELF || image.last == 0 ? image : image + [0]
-        try context.makeCurrent()
         let driver = context.driver
         var module: OpaquePointer?
-        try bytes.withUnsafeBytes { raw in
-            try driver.check(driver.cuModuleLoadData(&module, raw.baseAddress), "cuModuleLoadData")
+        try context.withCurrent {
+            try bytes.withUnsafeBytes { raw in
+                try driver.check(driver.cuModuleLoadData(&module, raw.baseAddress), "cuModuleLoadData")
+            }
         }
         self.handle = try context.driver.nonNull(module, "cuModuleLoadData", "module")
         self.context = context
@@ -38,8 +39,8 @@ public final class CUDAModule: @unchecked Sendable {
 
     /// Unloads the module. Wraps `cuModuleUnload`; its status is ignored.
     deinit {
-        _ = context.driver.cuCtxSetCurrent(context.handle)
-        _ = context.driver.cuModuleUnload(handle)
+        let driver = context.driver, module = handle
+        context.releasing { _ = driver.cuModuleUnload(module) }
     }
 
     /// The kernel named `name` (its `extern "C"` or mangled name). Wraps `cuModuleGetFunction`.
@@ -47,10 +48,11 @@ public final class CUDAModule: @unchecked Sendable {
     /// - Throws: ``NVFP4Error/cuda(function:code:name:message:)`` with `CUDA_ERROR_NOT_FOUND`
     ///   when the module has no such kernel.
     public func function(named name: String) throws -> CUDAFunction {
-        try context.makeCurrent()
-        let driver = context.driver
+        let driver = context.driver, module = handle
         var function: OpaquePointer?
-        try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
+        try context.withCurrent {
+            try driver.check(driver.cuModuleGetFunction(&function, module, name), "cuModuleGetFunction(\(name))")
+        }
         let handle = try context.driver.nonNull(
             function, "cuModuleGetFunction(\(name))", "function", result: .notFound, name: "CUDA_ERROR_NOT_FOUND")
         return CUDAFunction(module: self, handle: handle, name: name)

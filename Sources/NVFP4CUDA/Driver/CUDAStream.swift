@@ -31,10 +31,9 @@ public struct CUDAStream: ~Copyable, @unchecked Sendable {
 
     /// Creates a non-blocking stream. Wraps `cuStreamCreate` with `CU_STREAM_NON_BLOCKING`.
     public init(context: CUDAContext) throws {
-        try context.makeCurrent()
         let driver = context.driver
         var stream: OpaquePointer?
-        try driver.check(driver.cuStreamCreate(&stream, 0x1), "cuStreamCreate")
+        try context.withCurrent { try driver.check(driver.cuStreamCreate(&stream, 0x1), "cuStreamCreate") }
         self.context = context
         self.handle = CUDAStreamHandle(rawValue: stream)
     }
@@ -42,15 +41,14 @@ public struct CUDAStream: ~Copyable, @unchecked Sendable {
     /// Destroys the stream (work already enqueued still completes). Wraps `cuStreamDestroy_v2`;
     /// its status is ignored.
     deinit {
-        _ = context.driver.cuCtxSetCurrent(context.handle)
-        _ = context.driver.cuStreamDestroy(handle.rawValue)
+        let driver = context.driver, stream = handle.rawValue
+        context.releasing { _ = driver.cuStreamDestroy(stream) }
     }
 
     /// Waits for all work enqueued on the stream; asynchronous faults surface here.
     /// Wraps `cuStreamSynchronize`.
     public func synchronize() throws {
-        try context.makeCurrent()
-        try context.driver.check(context.driver.cuStreamSynchronize(handle.rawValue), "cuStreamSynchronize")
+        try context.synchronize(stream: handle)
     }
 
     /// Starts recording the stream's work into a graph instead of running it.
@@ -59,10 +57,10 @@ public struct CUDAStream: ~Copyable, @unchecked Sendable {
     /// With ``CaptureMode/threadLocal`` (the default) or ``CaptureMode/global``, the driver
     /// requires ``endCapture()`` on the same thread: do not suspend (`await`) in between.
     public func beginCapture(mode: CaptureMode = .threadLocal) throws {
-        try context.makeCurrent()
-        try context.driver.check(
-            context.driver.cuStreamBeginCapture(handle.rawValue, mode.rawValue), "cuStreamBeginCapture_v2"
-        )
+        let driver = context.driver, stream = handle.rawValue
+        try context.withCurrent {
+            try driver.check(driver.cuStreamBeginCapture(stream, mode.rawValue), "cuStreamBeginCapture_v2")
+        }
     }
 
     /// Stops capturing and returns the recorded graph. Wraps `cuStreamEndCapture`.
@@ -70,9 +68,9 @@ public struct CUDAStream: ~Copyable, @unchecked Sendable {
     /// - Throws: ``NVFP4Error/cuda(function:code:name:message:)``, with
     ///   `CUDA_ERROR_STREAM_CAPTURE_INVALIDATED` when an operation during capture was illegal.
     public func endCapture() throws -> CUDAGraph {
-        try context.makeCurrent()
+        let driver = context.driver, stream = handle.rawValue
         var graph: OpaquePointer?
-        try context.driver.check(context.driver.cuStreamEndCapture(handle.rawValue, &graph), "cuStreamEndCapture")
+        try context.withCurrent { try driver.check(driver.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture") }
         guard let graph else {
             throw NVFP4Error.cuda(
                 function: "cuStreamEndCapture", code: CUDAResult.streamCaptureInvalidated.rawValue,

@@ -27,8 +27,8 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
         }
         var address: UInt64 = 0
         if byteCount > 0 {
-            try context.makeCurrent()
-            try context.driver.check(context.driver.cuMemAlloc(&address, byteCount), "cuMemAlloc_v2")
+            let driver = context.driver
+            try context.withCurrent { try driver.check(driver.cuMemAlloc(&address, byteCount), "cuMemAlloc_v2") }
         }
         self.context = context
         self.address = address
@@ -46,15 +46,15 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
     /// Frees the memory. Wraps `cuMemFree_v2`; its status is ignored.
     deinit {
         guard address != 0 else { return }
-        _ = context.driver.cuCtxSetCurrent(context.handle)
-        _ = context.driver.cuMemFree(address)
+        let driver = context.driver, address = address
+        context.releasing { _ = driver.cuMemFree(address) }
     }
 
     /// Copies `source` into the start of the buffer and waits for the copy.
     /// Wraps `cuMemcpyHtoD_v2`.
     public func copy(from source: UnsafeRawBufferPointer) throws {
-        guard try prepare(byteCount: source.count, argument: "source"), let base = source.baseAddress else { return }
-        try context.driver.check(context.driver.cuMemcpyHtoD(address, base, source.count), "cuMemcpyHtoD_v2")
+        guard try fits(byteCount: source.count, argument: "source"), let base = source.baseAddress else { return }
+        try withContext { driver, address in try driver.check(driver.cuMemcpyHtoD(address, base, source.count), "cuMemcpyHtoD_v2") }
     }
 
     /// Copies the start of the buffer into `destination` (all of it) and waits for the copy.
@@ -71,32 +71,32 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
                 argument: "byteOffset", reason: "\(byteOffset) is outside a device buffer of \(byteCount) bytes"
             )
         }
-        guard try prepare(byteCount: destination.count, argument: "destination", available: byteCount - byteOffset),
+        guard try fits(byteCount: destination.count, argument: "destination", available: byteCount - byteOffset),
               let base = destination.baseAddress
         else { return }
-        try context.driver.check(
-            context.driver.cuMemcpyDtoH(base, address + UInt64(byteOffset), destination.count), "cuMemcpyDtoH_v2"
-        )
+        try withContext { driver, address in
+            try driver.check(driver.cuMemcpyDtoH(base, address + UInt64(byteOffset), destination.count), "cuMemcpyDtoH_v2")
+        }
     }
 
     /// Enqueues a copy of `source` into the start of the buffer on `stream`.
     /// Wraps `cuMemcpyHtoDAsync_v2` (truly asynchronous only for page-locked host memory).
     public func copy(from source: UnsafeRawBufferPointer, stream: CUDAStreamHandle) throws {
-        guard try prepare(byteCount: source.count, argument: "source"), let base = source.baseAddress else { return }
-        try context.driver.check(
-            context.driver.cuMemcpyHtoDAsync(address, base, source.count, stream.rawValue), "cuMemcpyHtoDAsync_v2"
-        )
+        guard try fits(byteCount: source.count, argument: "source"), let base = source.baseAddress else { return }
+        try withContext { driver, address in
+            try driver.check(driver.cuMemcpyHtoDAsync(address, base, source.count, stream.rawValue), "cuMemcpyHtoDAsync_v2")
+        }
     }
 
     /// Enqueues a copy of the start of the buffer into `destination` on `stream`.
     /// Wraps `cuMemcpyDtoHAsync_v2`.
     public func copy(to destination: UnsafeMutableRawBufferPointer, stream: CUDAStreamHandle) throws {
-        guard try prepare(byteCount: destination.count, argument: "destination"),
+        guard try fits(byteCount: destination.count, argument: "destination"),
               let base = destination.baseAddress
         else { return }
-        try context.driver.check(
-            context.driver.cuMemcpyDtoHAsync(base, address, destination.count, stream.rawValue), "cuMemcpyDtoHAsync_v2"
-        )
+        try withContext { driver, address in
+            try driver.check(driver.cuMemcpyDtoHAsync(base, address, destination.count, stream.rawValue), "cuMemcpyDtoHAsync_v2")
+        }
     }
 
     /// Enqueues a copy of the first `byteCount` bytes of `other` into the start of this buffer.
@@ -107,18 +107,20 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
                 argument: "byteCount", reason: "\(byteCount) bytes exceed the source buffer's \(other.byteCount)"
             )
         }
-        guard try prepare(byteCount: byteCount, argument: "byteCount") else { return }
-        try context.driver.check(
-            context.driver.cuMemcpyDtoDAsync(address, other.address, byteCount, stream.rawValue), "cuMemcpyDtoDAsync_v2"
-        )
+        guard try fits(byteCount: byteCount, argument: "byteCount") else { return }
+        let source = other.address
+        try withContext { driver, address in
+            try driver.check(driver.cuMemcpyDtoDAsync(address, source, byteCount, stream.rawValue), "cuMemcpyDtoDAsync_v2")
+        }
     }
 
     /// Enqueues setting every byte of the buffer to `byte`. Wraps `cuMemsetD8Async`.
     public func fill(byte: UInt8, stream: CUDAStreamHandle) throws {
-        guard try prepare(byteCount: byteCount, argument: "byteCount") else { return }
-        try context.driver.check(
-            context.driver.cuMemsetD8Async(address, byte, byteCount, stream.rawValue), "cuMemsetD8Async"
-        )
+        guard try fits(byteCount: byteCount, argument: "byteCount") else { return }
+        let count = byteCount
+        try withContext { driver, address in
+            try driver.check(driver.cuMemsetD8Async(address, byte, count, stream.rawValue), "cuMemsetD8Async")
+        }
     }
 
     /// Enqueues setting every 32-bit word of the buffer to `word32`. Wraps `cuMemsetD32Async`.
@@ -129,16 +131,17 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
         guard byteCount % 4 == 0 else {
             throw NVFP4Error.invalidArgument(argument: "word32", reason: "the buffer's \(byteCount) bytes are not whole words")
         }
-        guard try prepare(byteCount: byteCount, argument: "byteCount") else { return }
-        try context.driver.check(
-            context.driver.cuMemsetD32Async(address, word32, byteCount / 4, stream.rawValue), "cuMemsetD32Async"
-        )
+        guard try fits(byteCount: byteCount, argument: "byteCount") else { return }
+        let words = byteCount / 4
+        try withContext { driver, address in
+            try driver.check(driver.cuMemsetD32Async(address, word32, words, stream.rawValue), "cuMemsetD32Async")
+        }
     }
 
-    /// Checks that `count` bytes fit in the buffer and makes the context current.
+    /// Checks that `count` bytes fit in the buffer.
     ///
     /// - Returns: `false` when there is nothing to do (zero bytes).
-    private func prepare(byteCount count: Int, argument: String, available: Int? = nil) throws -> Bool {
+    private func fits(byteCount count: Int, argument: String, available: Int? = nil) throws -> Bool {
         let available = available ?? byteCount
         guard count >= 0, count <= available else {
             throw NVFP4Error.invalidArgument(
@@ -146,8 +149,12 @@ public struct DeviceBuffer: ~Copyable, @unchecked Sendable {
                 reason: "\(count) bytes do not fit in the \(available) bytes of a device buffer of \(byteCount) bytes"
             )
         }
-        guard count > 0 else { return false }
-        try context.makeCurrent()
-        return true
+        return count > 0
+    }
+
+    /// Runs `body` with the driver and the buffer's address inside ``CUDAContext/withCurrent(_:)``.
+    private func withContext(_ body: (CUDADriver, UInt64) throws -> Void) throws {
+        let driver = context.driver, address = address
+        try context.withCurrent { try body(driver, address) }
     }
 }

@@ -139,10 +139,12 @@ public final class CUDAQuantizer: Sendable {
         let kernels = try kernels(for: arguments)
         let plan = try plan(arguments, variant: variant, kernels: kernels)
         if plan.zeroScalesFirst && arguments.scaleByteCapacity > 0 {
-            try context.makeCurrent()
-            try context.driver.check(
-                context.driver.cuMemsetD8Async(arguments.scales, 0, arguments.scaleByteCapacity, stream.rawValue),
-                "cuMemsetD8Async")
+            let driver = context.driver
+            try context.withCurrent {
+                try driver.check(
+                    driver.cuMemsetD8Async(arguments.scales, 0, arguments.scaleByteCapacity, stream.rawValue),
+                    "cuMemsetD8Async")
+            }
         }
         if variant != .tuned && arguments.rowCount == 0 { return }
         var parameters = arguments.parameters(sharedTables: plan.sharedTables, lineUnits: lineUnits)
