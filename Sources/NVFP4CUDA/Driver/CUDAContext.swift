@@ -75,7 +75,8 @@ public final class CUDAContext: @unchecked Sendable {
     }
 
     /// ``withCurrent(_:)`` for releasing a resource in `deinit`, which cannot throw: every status
-    /// is ignored (without a current context the release fails, as it would anyway).
+    /// is ignored, and when the thread's current context cannot be read (a driver shutting down)
+    /// `release` runs in whatever context is current.
     func releasing(_ release: () -> Void) {
         var previous: OpaquePointer?
         guard driver.cuCtxGetCurrent(&previous) == 0, previous != handle else { return release() }
