@@ -21,7 +21,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 export NVFP4_CACHE_DIR=${NVFP4_CACHE_DIR:-/tmp/nvfp4-cache} NVFP4_REQUIRE_GPU=1 NVFP4_REQUIRE_NVRTC=1
 export NVFP4_GPU_CATALOG=quick NVFP4_CLI="$root/.gpu-bundle/bin/nvfp4"
 cli="$root/.gpu-bundle/.real/nvfp4" tests="$root/.gpu-bundle/tests.xctest"
-gpuSuites="FusedGPUTests QuantizerGPUTests ConcurrencyGPUTests RoutingLayoutGPUTests WideBlockGPUTests SmallKernelGPUTests DeviceValidationGPUTests|HostileDeviceCallTests|DriverGPUTests|HugeShapeGPUTests|ResourceHygieneGPUTests"
+gpuSuites="FusedGPUTests QuantizerGPUTests ConcurrencyGPUTests RoutingLayoutGPUTests WideBlockGPUTests SmallKernelGPUTests DeviceValidationGPUTests|HostileDeviceCallTests|DriverGPUTests|CurrentContextGPUTests|HugeShapeGPUTests|ResourceHygieneGPUTests"
 mkdir -p "$logs"
 "$cli" selftest --fuzz "$cases" --seed "$seed" --device cuda >"$logs/prewarm.out" 2>&1
 sanitize() {
