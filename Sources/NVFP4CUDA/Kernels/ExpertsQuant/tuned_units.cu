@@ -27,9 +27,10 @@
 //      (one comparison unless the row left the expert, then a search of the rest, by the whole
 //      warp when it holds one row) and the loads issued before that search. (Line units of mostly empty tiles left most of a block
 //      idle, and few large units per block balanced badly: 2.3× slower at M = 1024, E = 256.)
-//   3. Padding outside the tiles phase 1 wrote: swizzled 16-byte chunks strided over the whole
-//      grid, a 16-byte zero store wherever a whole chunk is padding, 4-byte stores for the
-//      padding rows of a chunk that also holds routed rows; linear padding rows, expert by expert.
+//   3. Padding outside the tiles phase 1 wrote: swizzled 512-byte lines strided over the grid's
+//      warps, a lane a 16-byte chunk, a 16-byte zero store wherever a whole chunk is padding,
+//      4-byte stores for the padding rows of a chunk that also holds routed rows; linear padding
+//      rows, expert by expert.
 // The linear layout takes row units and stores a row's scale bytes straight from the lanes.
 
 constexpr int kUnitWarps = 8;                                                      // warps of a line unit's block (256 threads)
