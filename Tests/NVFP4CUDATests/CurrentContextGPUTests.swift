@@ -86,34 +86,35 @@ struct CurrentContextGPUTests {
         try check("freeing every buffer, stream, event, graph and module")
     }
 
-    /// Sets `handle` current on the calling thread (a pool thread other tests share: each test
-    /// leaves none current when it ends).
-    func setCurrent(_ handle: OpaquePointer?, on context: CUDAContext) throws {
-        try context.driver.check(context.driver.cuCtxSetCurrent(handle), "cuCtxSetCurrent")
+    /// A context on device 0 and NVRTC, or the test is skipped (failed under NVFP4_REQUIRE_*).
+    func requireGPUAndNVRTC() throws -> CUDAContext {
+        let context = try requireGPUOrSkip()
+        try requireNVRTCOrSkip()
+        return context
+    }
+
+    /// Makes `engine` (or none) the calling thread's context, checks every operation against it,
+    /// and leaves none current: the tests share pool threads.
+    func expectOperationsKeep(_ engine: OpaquePointer?, on context: CUDAContext) throws {
+        defer { _ = context.driver.cuCtxSetCurrent(nil) }
+        try context.driver.check(context.driver.cuCtxSetCurrent(engine), "cuCtxSetCurrent")
+        try expectEachOperationKeeps(engine, on: context)
     }
 
     @Test("with no context current, every operation leaves none current")
     func noContext() throws {
-        let context = try requireGPUOrSkip()
-        try requireNVRTCOrSkip()
-        defer { _ = context.driver.cuCtxSetCurrent(nil) }
-        try setCurrent(nil, on: context)
-        try expectEachOperationKeeps(nil, on: context)
+        try expectOperationsKeep(nil, on: try requireGPUAndNVRTC())
     }
 
     @Test("with the module's context current, it stays current")
     func sameContext() throws {
-        let context = try requireGPUOrSkip()
-        try requireNVRTCOrSkip()
-        defer { _ = context.driver.cuCtxSetCurrent(nil) }
-        try context.makeCurrent()
-        try expectEachOperationKeeps(context.handle, on: context)
+        let context = try requireGPUAndNVRTC()
+        try expectOperationsKeep(context.handle, on: context)
     }
 
     @Test("with an engine's own (non-primary) context on the same device current, every operation puts it back")
     func engineContext() throws {
-        let context = try requireGPUOrSkip()
-        try requireNVRTCOrSkip()
+        let context = try requireGPUAndNVRTC()
         // CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev), which makes
         // the new context current; CUresult cuCtxDestroy_v2(CUcontext ctx).
         let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, UInt32, Int32) -> Int32 =
@@ -121,26 +122,19 @@ struct CurrentContextGPUTests {
         let destroy: @convention(c) (OpaquePointer?) -> Int32 = try context.driver.library.function("cuCtxDestroy_v2")
         var engine: OpaquePointer?
         try context.driver.check(create(&engine, 0, context.device.handle), "cuCtxCreate_v2")
-        defer {
-            _ = destroy(engine)
-            _ = context.driver.cuCtxSetCurrent(nil)
-        }
+        defer { _ = destroy(engine) }
         #expect(engine != nil && engine != context.handle)
-        try setCurrent(engine, on: context)
-        try expectEachOperationKeeps(engine, on: context)
+        try expectOperationsKeep(engine, on: context)
     }
 
     @Test("with another device's context current, calls on device 0 leave it current (two GPUs)")
     func otherDevice() throws {
-        let context = try requireGPUOrSkip()
-        try requireNVRTCOrSkip()
+        let context = try requireGPUAndNVRTC()
         guard try CUDADevice.count() >= 2 else {
             // One GPU (the usual host): `engineContext` covers a different context on it.
             try Test.cancel("One GPU visible, skipped: this case needs a second device.")
         }
         let other = try CUDAContext(ordinal: 1)
-        defer { _ = context.driver.cuCtxSetCurrent(nil) }
-        try other.makeCurrent()
-        try expectEachOperationKeeps(other.handle, on: context)
+        try expectOperationsKeep(other.handle, on: context)
     }
 }
