@@ -75,14 +75,10 @@ public final class CUDAContext: @unchecked Sendable {
     }
 
     /// ``withCurrent(_:)`` for releasing a resource in `deinit`, which cannot throw: every status
-    /// is ignored, and when the thread's current context cannot be read (a driver shutting down)
-    /// `release` runs in whatever context is current.
+    /// is ignored, and when the thread's current context cannot be read or set (a driver shutting
+    /// down) `release` runs in whatever context is current.
     func releasing(_ release: () -> Void) {
-        var previous: OpaquePointer?
-        guard driver.cuCtxGetCurrent(&previous) == 0, previous != handle else { return release() }
-        _ = driver.cuCtxSetCurrent(handle)
-        release()
-        _ = driver.cuCtxSetCurrent(previous)
+        do { try withCurrent(release) } catch { release() }
     }
 
     /// Waits for all work in this context; asynchronous faults from earlier launches surface
