@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Cross-check `nvfp4 quantize --device cpu` against the independent reference
+"""Cross-check `nvfp4 quantize` against the independent reference
 (reference_quantize.py, reference_formats.py).
 
   python3 check_cli.py --cases 200 --seed 1 --nvfp4 .build/release/nvfp4
+  python3 check_cli.py --cases 200 --seed 1 --nvfp4 .gpu-bundle/bin/nvfp4 --device cuda
+
+`--device` is passed to the CLI (default cpu); with `cuda` the GPU kernels are checked against
+the reference directly, and the CLI fails (no fallback) where there is no GPU.
 
 Case i uses seed S+i; the option combination (row layout x activation x block format x scale
 layout x input type: 3*2*3*2*2 = 72) cycles with the case seed, so any 72 consecutive seeds
@@ -112,7 +116,7 @@ def expected_for(case, tensors, topk_t):
     return reference.quantize_masked(x, tensors["mask"][1], gs, *a)
 
 
-def run_case(seed, nvfp4, workdir, notes, keep=None, mutate=None):
+def run_case(seed, nvfp4, workdir, notes, keep=None, mutate=None, device="cpu"):
     """mutate: optional callable(f) -> f(); computes the expected outputs inside it (used by
     mutants.py: cases are generated with the real reference, compared with a mutant)."""
     t0 = time.time()
@@ -124,7 +128,7 @@ def run_case(seed, nvfp4, workdir, notes, keep=None, mutate=None):
     inp = os.path.join(d, f"in-{seed}.safetensors")
     out = os.path.join(d, f"out-{seed}.safetensors")
     safetensors_io.write_safetensors(inp, tensors)
-    cmd = [nvfp4, "quantize", "--input", inp, "--output", out, "--device", "cpu",
+    cmd = [nvfp4, "quantize", "--input", inp, "--output", out, "--device", device,
            "--layout", case["layout"],
            "--scale-format", "e4m3" if case["fmt"] == "nvfp4" else "ue8m0",
            "--block-size", str(reference.FORMATS[case["fmt"]][0])]
@@ -175,6 +179,7 @@ def main():
     ap.add_argument("--cases", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nvfp4", default=".build/release/nvfp4")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="the CLI's --device")
     ap.add_argument("--replay", type=int, help="run only this case seed")
     ap.add_argument("--keep", help="directory to keep the case files in")
     ap.add_argument("--max-rows", type=int, default=cases.MAX_ROWS, help="rows per case at most")
@@ -193,7 +198,7 @@ def main():
         if a.keep:
             os.makedirs(a.keep, exist_ok=True)
         for s in seeds:
-            case, errs, t_ref, t_cli, cmd = run_case(s, a.nvfp4, tmp, notes, a.keep)
+            case, errs, t_ref, t_cli, cmd = run_case(s, a.nvfp4, tmp, notes, a.keep, device=a.device)
             tref += t_ref; tcli += t_cli; rows += case["rows"]
             key = (case["mode"], "silu" if case["silu"] else "id", case["fmt"], case["layout"], case["dtype"])
             counts[key] = counts.get(key, 0) + 1
