@@ -217,7 +217,7 @@ struct KernelCompileTests {
         #expect(throws: Never.self) { try good.validate() }
         let cases: [(String, (inout DeviceQuantizationArguments) -> Void)] = [
             ("input", { $0.input = 0x1008 }), ("input", { $0.input = 0 }), ("codes", { $0.codes = 0x2004 }),
-            ("scales", { $0.scales = 0x3002 }), ("inputOffsets", { $0.inputOffsets = 0 }),
+            ("scales", { $0.scales = 0x3002 }), ("scales", { $0.scales = 0x3004 }), ("inputOffsets", { $0.inputOffsets = 0 }),
             ("scaleOffsets", { $0.scaleOffsets = 0x5001 }), ("globalScales", { $0.globalScales = 0 }),
             ("hiddenSize", { $0.hiddenSize = 40 }), ("rowCount", { $0.rowCount = -1 }),
             ("expertCount", { $0.expertCount = 0 }), ("scaleByteCapacity", { $0.scaleByteCapacity = -4 }),
@@ -236,8 +236,13 @@ struct KernelCompileTests {
             input: 0x1000, codes: 0x2000, scales: 0x3000, scaleByteCapacity: 2 * 128 * 4, mask: 0x4000,
             globalScales: 0x5000, groupCount: 2, maxRowsPerGroup: 100, hiddenSize: 64)
         #expect(throws: Never.self) { try good.validate() }
+        var linear = good
+        linear.scaleLayout = .linear
+        linear.scales = 0x3001
+        #expect(throws: Never.self) { try linear.validate() }
         let cases: [(String, (inout DeviceMaskedQuantizationArguments) -> Void)] = [
             ("input", { $0.input = 0x1004 }), ("codes", { $0.codes = 0 }), ("scales", { $0.scales = 0x3001 }),
+            ("scales", { $0.scales = 0x3008 }),
             ("mask", { $0.mask = 0 }), ("globalScales", { $0.globalScales = 0x5002 }),
             ("groupCount", { $0.groupCount = 0 }), ("groupCount", { $0.groupCount = DeviceMaskedQuantizationArguments.maxGroupCount + 1 }),
             ("maxRowsPerGroup", { $0.maxRowsPerGroup = -1 }), ("scaleByteCapacity", { $0.scaleByteCapacity = 2 * 128 * 4 - 1 }),

@@ -12,7 +12,8 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
     public var input: UInt64
     /// `[L, Mmax, K/2]` bytes; 8-byte aligned.
     public var codes: UInt64
-    /// `[L, S, bytesPerRow]` bytes; 4-byte aligned.
+    /// `[L, S, bytesPerRow]` bytes; 16-byte aligned (swizzled: the kernel zeroes whole 16-byte
+    /// chunks).
     public var scales: UInt64
     /// Bytes available at `scales`: at least ``scaleByteCount``.
     public var scaleByteCapacity: Int
@@ -84,7 +85,7 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         try DeviceAddressCheck.validate([
             DeviceAddressCheck("input", input, alignment: 16, required: needsData),
             DeviceAddressCheck("codes", codes, alignment: 8, required: needsData),
-            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 4 : 1, required: scaleByteCount > 0),
+            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 16 : 1, required: scaleByteCount > 0),
             DeviceAddressCheck("mask", mask, alignment: 4, required: true),
             DeviceAddressCheck("globalScales", globalScales, alignment: 4, required: true),
         ])

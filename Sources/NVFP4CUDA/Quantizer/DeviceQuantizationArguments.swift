@@ -17,7 +17,8 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
     public var input: UInt64
     /// `[rowCount, hiddenSize / 2]` bytes; 8-byte aligned.
     public var codes: UInt64
-    /// The scale buffer; 4-byte aligned.
+    /// The scale buffer; 16-byte aligned in the swizzled layout (the kernel zeroes padding in
+    /// whole 16-byte chunks), any address in the linear layout.
     public var scales: UInt64
     /// Bytes available at `scales`.
     public var scaleByteCapacity: Int
@@ -92,7 +93,7 @@ public struct DeviceQuantizationArguments: Hashable, Sendable {
         try DeviceAddressCheck.validate([
             DeviceAddressCheck("input", input, alignment: 16, required: needsData),
             DeviceAddressCheck("codes", codes, alignment: 8, required: needsData),
-            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 4 : 1, required: scaleByteCapacity > 0),
+            DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 16 : 1, required: scaleByteCapacity > 0),
             DeviceAddressCheck("inputOffsets", inputOffsets, alignment: 4, required: true),
             DeviceAddressCheck("scaleOffsets", scaleOffsets, alignment: 4, required: true),
             DeviceAddressCheck("globalScales", globalScales, alignment: 4, required: true),
