@@ -6,7 +6,7 @@ import NVFP4CUDA
 struct FusedBenchRow: Codable, Sendable {
     /// What is compared: `gather+quant`, `silu-mul+quant`, `masked`, `routing`.
     var comparison: String
-    /// `fused` or `unfused`; `masked` or `offsets`; `layout`.
+    /// `fused` or `unfused`; `masked`, `masked+tracker` or `offsets`; `layout`.
     var variant: String
     var shape: String
     /// Median per call: events around each call, the calls queued back to back behind a hold
@@ -198,6 +198,17 @@ struct FusedBench {
                 scaleByteCapacity: problem.scaleByteCount, mask: maskBuffer.address, globalScales: globalScales.address,
                 groupCount: L, maxRowsPerGroup: maxRows, hiddenSize: K), stream: stream)
         }
+        // The same calls with a scale tracker a buffer set (zeroed): after the first call into a
+        // set, each zeroes only the part-filled tile of a group past its mask.
+        let trackers = try (0..<count).map { _ in
+            try upload([UInt8](repeating: 0, count: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: L)))
+        }
+        let tracked = try time(sets: count, graph: true) { s, stream in
+            try quantizer.quantize(DeviceMaskedQuantizationArguments(
+                input: inputs[s].address, codes: codes[s].address, scales: scales[s].address,
+                scaleByteCapacity: problem.scaleByteCount, mask: maskBuffer.address, globalScales: globalScales.address,
+                groupCount: L, maxRowsPerGroup: maxRows, hiddenSize: K, scaleTracker: trackers[s].address), stream: stream)
+        }
         let valid = (0..<L).reduce(0) { $0 + problem.validRowCount(ofGroup: $1) }
         let segments = try ExpertSegments(rowCounts: (0..<L).map { problem.validRowCount(ofGroup: $0) })
         let geometry = ScaleGeometry(layout: .swizzled, hiddenSize: K)
@@ -212,8 +223,13 @@ struct FusedBench {
         }
         let shape = "L=\(L) Mmax=\(maxRows) K=\(K) valid ≤ \(maxValid)/group (\(valid) rows)"
         let bytes = Double(valid * K) * 2.5625 + Double(problem.scaleByteCount)
-        printError("masked \(shape): masked \(formatted(masked.0, 1)) us, offsets (compacted rows) \(formatted(compact.0, 1)) us")
+        let trackedScaleRows = (0..<L).reduce(0) { $0 + roundUp(problem.validRowCount(ofGroup: $1), 128) }
+        let trackedBytes = Double(valid * K) * 2.5625 + Double(geometry.byteCount(scaleRows: trackedScaleRows))
+        printError("masked \(shape): masked \(formatted(masked.0, 1)) us, with a scale tracker \(formatted(tracked.0, 1)) us, "
+                   + "offsets (compacted rows) \(formatted(compact.0, 1)) us")
         return [row("masked", "masked", shape, masked, graph: true, bytes: bytes, ratio: masked.0 / emptyGraph, meaning: "× empty kernel (graph)"),
+                row("masked", "masked+tracker", shape, tracked, graph: true, bytes: trackedBytes, ratio: tracked.0 / emptyGraph,
+                    meaning: "× empty kernel (graph)"),
                 row("masked", "offsets", shape, compact, graph: true, bytes: Double(valid * K) * 2.5625 + Double(compactScaleBytes),
                     ratio: compact.0 / emptyGraph, meaning: "× empty kernel (graph)")]
     }
@@ -299,7 +315,7 @@ struct FusedBenchReport: Codable, Sendable {
          "copy bandwidth: \(formatted(copyBytesPerSecond / 1e9)) GB/s (bytes read + written)",
          "empty kernel: \(formatted(emptyKernelMicroseconds)) us per launch queued, \(formatted(emptyKernelCallMicroseconds)) us a call, "
             + "\(formatted(emptyKernelGraphMicroseconds)) us in a graph",
-         "% copy counts the fused pass's bytes (gather: 2.5625 B per routed element; SiLU·mul: 4.5625 B per output element; masked: valid rows + the whole scale tensor); "
+         "% copy counts the fused pass's bytes (gather: 2.5625 B per routed element; SiLU·mul: 4.5625 B per output element; masked: valid rows + the whole scale tensor, with a tracker the scale tiles the valid rows touch); "
             + "us: events around each call, calls queued back to back; (g) = per call in a replayed graph; call us: each call waited for (host launch included)",
          rows.table()].joined(separator: "\n")
     }

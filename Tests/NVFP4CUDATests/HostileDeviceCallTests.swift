@@ -156,6 +156,7 @@ enum HostileDevice {
             Call(name: "masked codes not 8-byte aligned", argument: "codes") { $0.codes += 2 },
             Call(name: "masked scales not 4-byte aligned", argument: "scales") { $0.scales += 1 },
             Call(name: "masked scales 8 bytes past a 16-byte boundary", argument: "scales") { $0.scales += 8 },
+            Call(name: "scale tracker not 16-byte aligned", argument: "scaleTracker") { $0.scaleTracker = a.mask + 4 },
             Call(name: "mask not 4-byte aligned", argument: "mask") { $0.mask += 2 },
             Call(name: "masked global scales not 4-byte aligned", argument: "globalScales") { $0.globalScales += 2 },
             Call(name: "masked null input", argument: "input") { $0.input = 0 },

@@ -236,13 +236,16 @@ struct KernelCompileTests {
             input: 0x1000, codes: 0x2000, scales: 0x3000, scaleByteCapacity: 2 * 128 * 4, mask: 0x4000,
             globalScales: 0x5000, groupCount: 2, maxRowsPerGroup: 100, hiddenSize: 64)
         #expect(throws: Never.self) { try good.validate() }
+        var tracked = good
+        tracked.scaleTracker = 0x6010
+        #expect(throws: Never.self) { try tracked.validate() }
         var linear = good
         linear.scaleLayout = .linear
         linear.scales = 0x3001
         #expect(throws: Never.self) { try linear.validate() }
         let cases: [(String, (inout DeviceMaskedQuantizationArguments) -> Void)] = [
             ("input", { $0.input = 0x1004 }), ("codes", { $0.codes = 0 }), ("scales", { $0.scales = 0x3001 }),
-            ("scales", { $0.scales = 0x3008 }),
+            ("scales", { $0.scales = 0x3008 }), ("scaleTracker", { $0.scaleTracker = 0x6004 }),
             ("mask", { $0.mask = 0 }), ("globalScales", { $0.globalScales = 0x5002 }),
             ("groupCount", { $0.groupCount = 0 }), ("groupCount", { $0.groupCount = DeviceMaskedQuantizationArguments.maxGroupCount + 1 }),
             ("maxRowsPerGroup", { $0.maxRowsPerGroup = -1 }), ("scaleByteCapacity", { $0.scaleByteCapacity = 2 * 128 * 4 - 1 }),

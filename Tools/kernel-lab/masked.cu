@@ -5,7 +5,9 @@
 // Build: bash join.sh > kernel.cu && nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a
 //   -DNVFP4_HIDDEN_SIZE=K -DNVFP4_INPUT_BF16=1 -DNVFP4_SWIZZLED=1 -DNVFP4_HARDWARE_E2M1=0 -DNVFP4_BLOCK_SIZE=16
 //   -DNVFP4_SCALE_UE8M0=0 -DNVFP4_SILU_MUL=0 -DNVFP4_ROW_MAP=2 masked.cu -o masked
-// Run:   ./masked MMAX L MAX_VALID_ROWS_A_GROUP (masks drawn in 0 … MAX, fixed seed).
+// Run:   ./masked MMAX L MAX_VALID_ROWS_A_GROUP (masks drawn in 0 … MAX, fixed seed); TRACKED=1
+//        passes a scale tracker a buffer set (zeroed once: the timed calls run in steady state;
+//        zeroed again before the hashed call, which then writes every byte).
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +33,9 @@ int main(int argc, char** argv) {
     k::FillParams fp{in[s], uint64_t(inBytes / 2), uint32_t(s + 1), 1};
     k::nvfp4_fill_values<<<sms * 8, 256>>>(fp);
   }
+  const bool tracked = getenv("TRACKED") != nullptr && atoi(getenv("TRACKED")) != 0;
+  std::vector<int32_t*> trackers(sets, nullptr);
+  for (int s = 0; s < sets && tracked; ++s) { CK(cudaMalloc(&trackers[s], 16 * L)); CK(cudaMemset(trackers[s], 0, 16 * L)); }
   int32_t* dMask; float* dGs;
   CK(cudaMalloc(&dMask, 4 * L)); CK(cudaMalloc(&dGs, 4 * L));
   std::vector<float> gs(L); for (int g = 0; g < L; ++g) gs[g] = float(1 + g % 7) * 40;
@@ -45,7 +50,7 @@ int main(int argc, char** argv) {
     k::QuantParams p{};
     p.input = in[s]; p.codes = codes[s]; p.scales = scales[s]; p.inputOffsets = dMask; p.scaleOffsets = nullptr;
     p.globalScales = dGs; p.permutation = nullptr; p.rowCount = Mmax; p.sourceRowCount = Mmax; p.expertCount = L;
-    p.flags = 1; p.status = nullptr; p.scaleRowCapacity = L * S; return p; };
+    p.flags = tracked ? 1 | 4 : 1; p.scaleOffsets = trackers[s]; p.status = nullptr; p.scaleRowCapacity = L * S; return p; };
   cudaEvent_t t0, t1; cudaEventCreate(&t0); cudaEventCreate(&t1);
   cudaStream_t cs; CK(cudaStreamCreate(&cs));
   auto graphit = [&](auto fn) {
@@ -63,12 +68,13 @@ int main(int argc, char** argv) {
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   // output hash: valid rows' codes and the whole scale tensor of set 0
   CK(cudaMemset(codes[0], 0x22, codeBytes)); CK(cudaMemset(scales[0], 0x5A, scaleBytes));
+  if (tracked) CK(cudaMemset(trackers[0], 0, 16 * L));
   k::nvfp4_quantize_tuned<<<grid, block, tableBytes>>>(params(0)); CK(cudaDeviceSynchronize());
   std::vector<uint8_t> c(codeBytes), sc(scaleBytes);
   CK(cudaMemcpy(c.data(), codes[0], codeBytes, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(sc.data(), scales[0], scaleBytes, cudaMemcpyDeviceToHost));
   uint64_t h = 1469598103934665603ull;
   for (int g = 0; g < L; ++g) for (size_t i = size_t(g) * Mmax * K / 2; i < (size_t(g) * Mmax + mask[g]) * K / 2; ++i) h = (h ^ c[i]) * 1099511628211ull;
   for (auto b : sc) h = (h ^ b) * 1099511628211ull;
-  printf("MASKED K=%5d L=%d Mmax=%d valid=%d (<=%d a group) grid %d | kernel %6.2f us | memset of the %.1f MB scale tensor %5.2f us | empty %4.2f us | hash %016llx\n",
-         K, L, Mmax, valid, maxValid, grid, kernelUs, scaleBytes / 1e6, memsetUs, emptyUs, (unsigned long long)h);
+  printf("MASKED%s K=%5d L=%d Mmax=%d valid=%d (<=%d a group) grid %d | kernel %6.2f us | memset of the %.1f MB scale tensor %5.2f us | empty %4.2f us | hash %016llx\n",
+         tracked ? "+tracker" : "", K, L, Mmax, valid, maxValid, grid, kernelUs, scaleBytes / 1e6, memsetUs, emptyUs, (unsigned long long)h);
 }

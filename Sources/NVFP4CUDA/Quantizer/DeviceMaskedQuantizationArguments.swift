@@ -7,6 +7,20 @@ import NVFP4
 /// (rows past the mask are left as they are) and scales `[L, S, bytesPerRow]`, `S = roundUp(Mmax, 128)`,
 /// every byte written (rows past the mask and padding columns as 0). Rows past the mask are
 /// never read. The mask stays on the device: the call neither synchronizes nor allocates.
+///
+/// **Scale tracker.** Zeroing every scale row past the mask costs the whole `[L, S, bytesPerRow]`
+/// tensor on every call (14.7 MB at L = 32, Mmax = 1024, K = 7168), however few rows are valid. A
+/// caller that quantizes into the same scale buffer call after call — an engine's persistent
+/// DeepEP receive buffers — can pass ``scaleTracker``: ``scaleTrackerByteCount(groupCount:)``
+/// bytes of device memory, zeroed once when allocated and then left to these calls. A call then
+/// zeroes, of each group's rows past its mask, the rest of the 128-row tile the mask ends in and
+/// only those whole tiles its tracker cannot vouch are zero already (the rows the group's last
+/// tracked call into this buffer, with this Mmax and layout, left valid), and records its own
+/// valid rows: the output is the same bytes as without a tracker, at a cost that follows the
+/// valid rows of this call and the last. A tracker of zeros, or one last used with another scale
+/// buffer, Mmax or layout, vouches for nothing (that call zeroes every padding row). Anything
+/// else that writes into the scale buffer must zero the tracker again; calls that share one
+/// tracker must not run concurrently (use one tracker per scale buffer).
 public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
     /// `[L, Mmax, W]` 16-bit values; 16-byte aligned.
     public var input: UInt64
@@ -28,11 +42,15 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
     public var scaleLayout: ScaleLayout
     public var blockFormat: BlockFormat
     public var activation: Activation
+    /// The scale tracker (see above): ``scaleTrackerByteCount(groupCount:)`` bytes, 16-byte
+    /// aligned, zeroed before its first call; 0 for none (every padding row zeroed).
+    public var scaleTracker: UInt64
 
     public init(
         input: UInt64, codes: UInt64, scales: UInt64, scaleByteCapacity: Int, mask: UInt64, globalScales: UInt64,
         groupCount: Int, maxRowsPerGroup: Int, hiddenSize: Int, elementType: ElementType = .bfloat16,
-        scaleLayout: ScaleLayout = .swizzled, blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity
+        scaleLayout: ScaleLayout = .swizzled, blockFormat: BlockFormat = .nvfp4, activation: Activation = .identity,
+        scaleTracker: UInt64 = 0
     ) {
         self.input = input
         self.codes = codes
@@ -47,7 +65,11 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
         self.scaleLayout = scaleLayout
         self.blockFormat = blockFormat
         self.activation = activation
+        self.scaleTracker = scaleTracker
     }
+
+    /// Bytes of a scale tracker for `groupCount` groups: a 16-byte record a group.
+    public static func scaleTrackerByteCount(groupCount: Int) -> Int { 16 * groupCount }
 
     /// The largest L whose derived tables (``LaunchPlan/sharedTableCount`` `[L + 1]` Int32 arrays:
     /// offsets, scale offsets, dense tiles and tail rows, and the scan's scratch) fit beside the
@@ -88,16 +110,19 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
             DeviceAddressCheck("scales", scales, alignment: scaleLayout == .swizzled ? 16 : 1, required: scaleByteCount > 0),
             DeviceAddressCheck("mask", mask, alignment: 4, required: true),
             DeviceAddressCheck("globalScales", globalScales, alignment: 4, required: true),
+            DeviceAddressCheck("scaleTracker", scaleTracker, alignment: 16, required: false),
         ])
     }
 
-    /// The kernel's parameter struct (the mask in the input-offset slot; tables always shared).
+    /// The kernel's parameter struct (the mask in the input-offset slot, the tracker in the
+    /// scale-offset slot; tables always shared).
     func parameters(lineUnits: LineUnitPolicy) -> ExpertsQuantParameters {
-        ExpertsQuantParameters(
-            input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: 0,
+        let tracked = scaleTracker != 0 ? ExpertsQuantParameters.Flags.trackedScales : 0
+        return ExpertsQuantParameters(
+            input: input, codes: codes, scales: scales, inputOffsets: mask, scaleOffsets: scaleTracker,
             globalScales: globalScales, permutation: 0, rowCount: Int64(maxRowsPerGroup), sourceRowCount: 0,
             expertCount: Int32(groupCount),
-            flags: ExpertsQuantParameters.Flags.sharedTables | lineUnits.flags,
+            flags: ExpertsQuantParameters.Flags.sharedTables | lineUnits.flags | tracked,
             scaleRowCapacity: Int64(groupCount * scaleRowsPerGroup))
     }
 }

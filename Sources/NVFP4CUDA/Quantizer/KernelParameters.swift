@@ -8,7 +8,7 @@ public struct ExpertsQuantParameters: BitwiseCopyable, Equatable, Sendable {
     public var scales: UInt64
     /// Input offsets `[E + 1]`, or the mask `[L]` in the masked layout.
     public var inputOffsets: UInt64
-    /// Scale offsets `[E + 1]` (unused in the masked layout).
+    /// Scale offsets `[E + 1]`, or the scale tracker (0 for none) in the masked layout.
     public var scaleOffsets: UInt64
     public var globalScales: UInt64
     /// The gather's permutation (unused without a gather).
@@ -34,6 +34,8 @@ extension ExpertsQuantParameters {
         /// Tuned kernel: line units for every dense scale tile, however few, in the kernels that
         /// have them (``LineUnitPolicy/always``).
         public static let alwaysLineUnits: Int32 = 2
+        /// Masked layout: ``DeviceMaskedQuantizationArguments/scaleTracker`` is set.
+        public static let trackedScales: Int32 = 4
     }
 }
 

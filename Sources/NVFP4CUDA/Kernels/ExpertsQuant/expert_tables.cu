@@ -24,6 +24,9 @@ constexpr int kLineUnitRounds = 8;                                              
 constexpr bool kLineUnits = kSwizzled && !kGather && !kSiLUMul;
 constexpr int kLineUnitThreads = 256;  // a line unit's block: 8 warps, one per 4-block column of its 32 blocks
 
+// The first row at or past `row` that starts a 128-row scale tile.
+__device__ __forceinline__ int64_t roundUpToTile(int64_t row) { return (row + 127) & ~int64_t(127); }
+
 // Whether row m of an expert with `rows` routed rows lies in a dense tile.
 __device__ __forceinline__ bool inDenseTile(int64_t m, int64_t rows) { return rows - (m & ~int64_t(127)) > kDenseRows; }
 

@@ -49,7 +49,8 @@
 //   Masked layout: group e owns rows e·Mmax + m, m < min(mask[e], Mmax), and scale rows
 //   e·S + m, S = roundUp(Mmax, 128); the kernel derives off (the prefix of the clamped mask,
 //   the "routed index" of a valid row) and soff = e·S in shared memory.
-//   Scale rows past an expert's row count, and padding columns kb ≥ K/B, are written as 0.
+//   Scale rows past an expert's row count, and padding columns kb ≥ K/B, are written as 0 (masked
+//   with a scale tracker: the rows the tracker vouches for are zero already and not written).
 //   Rows that no expert owns are never written, nor read for their values (the tuned kernel may
 //   prefetch input rows below M into L2 before it knows off[E]).
 //
@@ -150,13 +151,13 @@ struct QuantParams {
   uint8_t* codes;                // [M, K/2]
   uint8_t* scales;               // scale buffer
   const int32_t* inputOffsets;   // [E + 1] (masked: the mask [L])
-  const int32_t* scaleOffsets;   // [E + 1] (masked: unused)
+  const int32_t* scaleOffsets;   // [E + 1] (masked: the scale tracker's [L] records with kTrackedScales)
   const float* globalScales;     // [E]
   const int32_t* permutation;    // gather: source row of each output row (else unused)
   int64_t rowCount;              // M (masked: Mmax)
   int64_t sourceRowCount;        // rows of the input a gathered row may name (T)
   int32_t expertCount;           // E (masked: L)
-  int32_t flags;                 // kSharedTables | kAlwaysLineUnits
+  int32_t flags;                 // kSharedTables | kAlwaysLineUnits | kTrackedScales
   uint32_t* status;              // non-null: validate the tables on the device, OR violations in here
   int64_t scaleRowCapacity;      // rows the scale buffer holds (checked when validating)
 };
@@ -178,6 +179,7 @@ static_assert(__builtin_offsetof(QuantParams, scaleRowCapacity) == 88, "QuantPar
 enum : int32_t {
   kSharedTables = 1,     // the tables fit dynamic shared memory (the masked layout always sets it)
   kAlwaysLineUnits = 2,  // tuned: line units for every dense tile, however few (tests; same bytes)
+  kTrackedScales = 4,    // masked: zero only the scale tiles the tracker cannot vouch for (tuned_kernel.cu)
 };
 
 // Dynamic shared memory, when kSharedTables is set (always when masked): off, soff and the dense

@@ -4,12 +4,24 @@
 
 // ---- Phase 3: padding.
 
+// Zeroes the padding rows of chunk r of a tile (rows r, r+32, r+64, r+96 from `row` on): one
+// 16-byte store when row r is padding, else 4-byte stores for its padding rows.
+__device__ __forceinline__ void zeroChunkPadding(uint8_t* chunk, int64_t row, int64_t firstPadding) {
+  if (row >= firstPadding) {
+    *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
+  } else {
+#pragma unroll
+    for (int j = 1; j < 4; ++j) {
+      if (row + 32 * j >= firstPadding) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0;
+    }
+  }
+}
+
 // Zeroes the padding of a swizzled scale buffer, outside dense tiles when phase 1 wrote those whole.
 // Line (tile, kTile) — tile · kTiles + kTile — is the 512 bytes of one 4-block column of a 128-row
 // tile; its 16-byte chunk r holds rows r, r+32, r+64, r+96 of the tile. Every tile belongs to one
 // expert (scale offsets are multiples of 128) and the expert's padding rows are a suffix of its
-// rows, so a chunk is all padding when row r is: one 16-byte store clears it, else its padding
-// rows get 4-byte stores. Lines are strided over the grid's warps, a lane a chunk (a warp's stores
+// rows, so a chunk is all padding when row r is (zeroChunkPadding). Lines are strided over the grid's warps, a lane a chunk (a warp's stores
 // cover the line's 512 contiguous bytes), and each warp carries the tile's expert forward. (Chunks
 // strided over threads, each finding its line by two 64-bit divisions, took 3–4 % longer where
 // padding is most of the work — the masked layout's small masks at K = 7168, the plain kernel at
@@ -26,31 +38,119 @@ __device__ __forceinline__ void zeroSwizzledPadding(uint8_t* scales, const int32
     const int64_t rows = int64_t(inputTable[expert + 1]) - inputTable[expert];
     const int64_t firstPadding = int64_t(scaleTable[expert]) + rows;
     if (tileFirstRow + 128 <= firstPadding || (denseWritten && inDenseTile(tileFirstRow - scaleTable[expert], rows))) continue;
-    uint8_t* chunk = scales + line * 512 + lane * 16;  // scaleByteOffset(tileFirstRow + lane, 4 · kTile)
-    if (tileFirstRow + lane >= firstPadding) {
-      *reinterpret_cast<uint4*>(chunk) = make_uint4(0, 0, 0, 0);
-    } else {
-#pragma unroll
-      for (int j = 1; j < 4; ++j) {
-        if (tileFirstRow + lane + 32 * j >= firstPadding) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0;
-      }
-    }
+    zeroChunkPadding(scales + line * 512 + lane * 16, tileFirstRow + lane, firstPadding);  // scaleByteOffset(tileFirstRow + lane, 4 · kTile)
   }
 }
 
-// Zeroes the padding rows of a linear scale buffer: blocks take experts in turn (in `slices`
-// jobs each when experts are fewer than blocks), threads take bytes.
+// A tracked masked call's swizzled padding (phase 4 zeroes the whole tiles past it): the
+// padding rows of each group's part-filled tile, line (group, kTile) a warp, a lane a chunk.
+__device__ __forceinline__ void zeroPartFilledTiles(uint8_t* scales, const int32_t* inputTable,
+                                                    const int32_t* scaleTable, bool denseWritten, int E) {
+  const int64_t lineCount = int64_t(E) * kTiles;
+  const int64_t warps = (int64_t(gridDim.x) * blockDim.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  for (int64_t line = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; line < lineCount; line += warps) {
+    const int e = int(line / kTiles), kTile = int(line % kTiles);
+    const int64_t rows = int64_t(inputTable[e + 1]) - inputTable[e];
+    const int64_t m = rows & ~int64_t(127);  // the part-filled tile's first row in the group
+    if (m == rows || (denseWritten && inDenseTile(m, rows))) continue;
+    const int64_t tileFirstRow = scaleTable[e] + m;
+    zeroChunkPadding(scales + (tileFirstRow / 128 * kTiles + kTile) * 512 + lane * 16, tileFirstRow + lane,
+                     scaleTable[e] + rows);
+  }
+}
+
+// Zeroes the padding rows of a linear scale buffer (with `partFilledOnly`, those of part-filled
+// tiles): blocks take experts in turn (in `slices` jobs each when experts are fewer than blocks),
+// threads take bytes.
 __device__ __forceinline__ void zeroLinearPadding(uint8_t* scales, const int32_t* inputTable,
-                                                  const int32_t* scaleTable, int E) {
+                                                  const int32_t* scaleTable, bool partFilledOnly, int E) {
   const int slices = max(1, int(gridDim.x) / E);
   for (int64_t job = blockIdx.x; job < int64_t(E) * slices; job += gridDim.x) {
     const int e = int(job / slices);
     const int64_t slice = job % slices;
-    const int64_t begin = (int64_t(scaleTable[e]) + (inputTable[e + 1] - inputTable[e])) * kBlocksPerRow;
-    const int64_t end = int64_t(scaleTable[e + 1]) * kBlocksPerRow;
+    const int64_t firstPadding = int64_t(scaleTable[e]) + (inputTable[e + 1] - inputTable[e]);
+    const int64_t begin = firstPadding * kBlocksPerRow;
+    const int64_t end = (partFilledOnly ? roundUpToTile(firstPadding) : int64_t(scaleTable[e + 1])) * kBlocksPerRow;
     for (int64_t i = begin + slice * blockDim.x + threadIdx.x; i < end; i += int64_t(slices) * blockDim.x) {
       scales[i] = 0;
     }
+  }
+}
+
+// ---- The masked layout's scale tracker (kTrackedScales).
+//
+// A caller that quantizes into one scale buffer call after call may pass a tracker: a 16-byte
+// record a group, {key, cleanFrom + 1 (0: nothing known), 0}, vouching that the group's scale
+// rows from cleanFrom on are zero in the buffer and layout its key names. A call zeroes the
+// padding rows of each group's part-filled tile as always (the valid rows' sectors are then
+// written whole), and the group's whole tiles past it only up to the row its record vouches for
+// (all of them where the record is zeros or names another buffer); then it records the group's
+// valid rows as the new cleanFrom. With small masks a call writes one tile a group instead of
+// S/128: rows past the mask stay zero as the contract says, at a cost that follows the valid
+// rows of this call and the last. Block b owns groups b, b + grid, …: only it reads and writes
+// their records, so no block sees a record written by another block of the same call.
+struct __align__(16) ScaleRecord {
+  unsigned long long key;
+  int32_t cleanFromPlusOne;
+  int32_t unused;
+};
+
+__device__ __forceinline__ ScaleRecord* scaleRecords(const QuantParams& p) {
+  return reinterpret_cast<ScaleRecord*>(const_cast<int32_t*>(p.scaleOffsets));  // the masked layout's spare slot
+}
+
+__device__ __forceinline__ unsigned long long mixBits(unsigned long long x) {  // splitmix64's finalizer
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// The buffer and the geometry that place a group's rows in it (S, the row's scale bytes, the
+// layout); never 0, the key of a record that vouches for nothing.
+__device__ __forceinline__ unsigned long long scaleTrackerKey(const QuantParams& p) {
+  const unsigned long long S = (unsigned long long)(p.rowCount + 127) / 128 * 128;
+  const unsigned long long geometry = (unsigned long long)(2 * kScaleColumns + (kSwizzled ? 1 : 0));
+  return mixBits(mixBits(mixBits(reinterpret_cast<unsigned long long>(p.scales)) ^ S) ^ geometry) | 1;
+}
+
+// Zeroes the whole tiles of group e's scale rows from..<to (multiples of 128) with the block.
+__device__ __forceinline__ void zeroGroupTiles(uint8_t* scales, int64_t groupFirstRow, int64_t from, int64_t to) {
+  if (kSwizzled) {  // tiles are kTiles contiguous 512-byte lines
+    uint4* chunks = reinterpret_cast<uint4*>(scales);
+    const int64_t end = (groupFirstRow + to) / 128 * kTiles * 32;
+    for (int64_t c = (groupFirstRow + from) / 128 * kTiles * 32 + threadIdx.x; c < end; c += blockDim.x) {
+      chunks[c] = make_uint4(0, 0, 0, 0);
+    }
+  } else {
+    const int64_t end = (groupFirstRow + to) * kBlocksPerRow;
+    for (int64_t i = (groupFirstRow + from) * kBlocksPerRow + threadIdx.x; i < end; i += blockDim.x) scales[i] = 0;
+  }
+}
+
+// Phase 4 of a tracked masked call: each block, for the groups it owns, zeroes the whole tiles
+// past the part-filled one that the record does not vouch for, then records the valid rows.
+// `first` is the record of group blockIdx.x, loaded at the kernel's start.
+__device__ __forceinline__ void clearUntrackedTiles(const QuantParams& p, const int32_t* inputTable, int E,
+                                                    ScaleRecord first) {
+  __shared__ int64_t untracked[2];
+  ScaleRecord* records = scaleRecords(p);
+  const unsigned long long key = scaleTrackerKey(p);
+  const int64_t S = (p.rowCount + 127) / 128 * 128;
+  for (int e = blockIdx.x; e < E; e += gridDim.x) {
+    const int32_t rows = inputTable[e + 1] - inputTable[e];
+    if (threadIdx.x == 0) {
+      const ScaleRecord record = e == int(blockIdx.x) ? first : records[e];
+      const int64_t cleanFrom = record.key == key && record.cleanFromPlusOne > 0 ? min(int64_t(record.cleanFromPlusOne - 1), S) : S;
+      untracked[0] = roundUpToTile(rows);
+      untracked[1] = roundUpToTile(cleanFrom);
+    }
+    __syncthreads();
+    zeroGroupTiles(p.scales, int64_t(e) * S, untracked[0], untracked[1]);
+    __syncthreads();  // untracked[] is read by every thread before the next group's values
+    if (threadIdx.x == 0) records[e] = ScaleRecord{key, rows + 1, 0};
   }
 }
 
@@ -69,6 +169,11 @@ __device__ __forceinline__ void quantizeTuned(const QuantParams& p) {
   if (!kGather && !kMasked && (p.rowCount + kRowsPerWarp - 1) / kRowsPerWarp * kUnitsPerRow<Steps> <= warps) {
     prefetchRowUnit<Steps>(p, warp, slot, column);
   }
+
+  // A tracked masked call: the record of the block's first group, asked for now, used last.
+  const bool tracked = kMasked && (p.flags & kTrackedScales) != 0;
+  ScaleRecord firstRecord{0, 0, 0};
+  if (tracked && threadIdx.x == 0 && int(blockIdx.x) < p.expertCount) firstRecord = scaleRecords(p)[blockIdx.x];
 
 #if NVFP4_SILU_TABLE
   stageSiLUTable();
@@ -140,12 +245,16 @@ __device__ __forceinline__ void quantizeTuned(const QuantParams& p) {
     storeUnit<Steps>(u, column, loaded, p.scales, groupMask);
   }
 
-  // Phase 3: padding (of sparse and empty tiles when line units ran).
-  if (kSwizzled) {
+  // Phase 3: padding (of sparse and empty tiles when line units ran; of part-filled tiles only
+  // when tracked, and phase 4 the whole tiles past them that the tracker does not vouch for).
+  if (kSwizzled && tracked) {
+    zeroPartFilledTiles(p.scales, inputTable, scaleTable, lineUnits, E);
+  } else if (kSwizzled) {
     zeroSwizzledPadding(p.scales, inputTable, scaleTable, lineUnits, E);
   } else {
-    zeroLinearPadding(p.scales, inputTable, scaleTable, E);
+    zeroLinearPadding(p.scales, inputTable, scaleTable, tracked, E);
   }
+  if (tracked) clearUntrackedTiles(p, inputTable, E, firstRecord);
 }
 
 extern "C" __global__ void __launch_bounds__(kTunedMaxThreads, kTunedMinBlocks) nvfp4_quantize_tuned(const QuantParams p) {

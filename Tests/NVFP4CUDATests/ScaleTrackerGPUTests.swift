@@ -1,0 +1,167 @@
+import NVFP4
+@testable import NVFP4CUDA
+import NVFP4TestSupport
+import Testing
+
+/// The masked layout's scale tracker (``DeviceMaskedQuantizationArguments/scaleTracker``): calls
+/// into one scale buffer, masks changing from call to call, give the bytes of untracked calls; a
+/// tracker of zeros or one last used with another buffer or Mmax vouches for nothing; and a tracked
+/// call leaves alone the tiles its tracker vouches for (the saving is real).
+@Suite("GPU masked scale tracker", .serialized)
+struct ScaleTrackerGPUTests {
+    /// A problem on `device`'s buffers with another mask (same input, scales and layout).
+    static func withMask(_ problem: MaskedQuantizationProblem, _ mask: [Int32]) throws -> MaskedQuantizationProblem {
+        try MaskedQuantizationProblem(
+            groupCount: problem.groupCount, maxRowsPerGroup: problem.maxRowsPerGroup, hiddenSize: problem.hiddenSize,
+            elementType: problem.elementType, mask: mask, globalScales: problem.globalScales,
+            blockFormat: problem.blockFormat, activation: problem.activation, scaleLayout: problem.scaleLayout)
+    }
+
+    /// Runs one tracked call with `mask` (codes poisoned first, scales left as the last call
+    /// left them) and expects the CPU path's bytes for that mask.
+    static func expectTrackedCall(_ testCase: MaskedProblemCase, mask: [Int32], device: borrowing DeviceMaskedProblem,
+                                  tracker: borrowing DeviceBuffer, quantizer: CUDAQuantizer, _ label: String,
+                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let problem = try withMask(testCase.problem, mask)
+        try mask.withUnsafeBytes { try device.mask.copy(from: $0) }
+        try device.codes.fill(byte: 0xA5, stream: .legacyDefault)
+        var arguments = device.arguments
+        arguments.scaleTracker = tracker.address
+        try quantizer.quantize(arguments)
+        try quantizer.context.synchronizeOutsideCaptures()
+        let expected = try MaskedProblemCase(name: label, seed: testCase.seed, problem: problem, input: testCase.input)
+            .runCPU(.fast)
+        expectSameBytes(expected, try device.outputs(), "\(label) mask \(mask.prefix(8))", sourceLocation: sourceLocation)
+    }
+
+    static let cases: [(maxRows: Int, hiddenSize: Int, groups: Int, format: BlockFormat, activation: Activation)] = [
+        (1024, 7168, 8, .nvfp4, .identity), (300, 2880, 5, .mxfp4, .identity), (5, 64, 4, .nvfp4UE8M0, .siluMul),
+        (129, 2048, 6, .nvfp4, .siluMul),
+    ]
+
+    @Test("tracked calls over changing masks equal the CPU path: grow, shrink, empty, past Mmax, full")
+    func changingMasks() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context)
+        for (index, shape) in Self.cases.enumerated() {
+            // The seed picks the layout (linear when divisible by 3) and the element type (parity).
+            for seed in [UInt64(7104 + 6 * index), UInt64(7105 + 6 * index)] {
+                let L = shape.groups, Mmax = Int32(shape.maxRows)
+                let small = (0..<L).map { Int32(($0 * 5) % 17) % (Mmax + 1) }
+                let testCase = try FusedCases.masked(seed: seed, maxRows: shape.maxRows, hiddenSize: shape.hiddenSize,
+                                                     mask: small, format: shape.format, activation: shape.activation)
+                let device = try DeviceMaskedProblem(testCase, context: context)
+                let tracker = try DeviceBuffer(
+                    context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: L))
+                try tracker.fill(byte: 0, stream: .legacyDefault)
+                try device.scales.fill(byte: 0x5A, stream: .legacyDefault)  // a new tracker vouches for nothing
+                let label = "\(testCase) \(testCase.problem.scaleLayout)"
+                let masks: [[Int32]] = [
+                    small, (0..<L).map { _ in Mmax }, small, [Int32](repeating: 0, count: L),
+                    (0..<L).map { $0 % 2 == 0 ? Mmax + 50 : Int32($0) }, (0..<L).map { Int32($0 * 3) % (Mmax + 1) }, small,
+                ]
+                for mask in masks {
+                    try Self.expectTrackedCall(testCase, mask: mask, device: device, tracker: tracker,
+                                               quantizer: quantizer, label)
+                }
+            }
+        }
+    }
+
+    @Test("a tracked call leaves the tiles its tracker vouches for; a zeroed tracker, another buffer or another Mmax vouch for nothing")
+    func vouchedTilesAndResets() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context)
+        let L = 4, Mmax = 512, K = 2048
+        let mask: [Int32] = [3, 0, 16, 130]
+        let testCase = try FusedCases.masked(seed: 7201, maxRows: Mmax, hiddenSize: K, mask: mask, format: .nvfp4,
+                                             activation: .identity)
+        #expect(testCase.problem.scaleLayout == .swizzled)
+        let device = try DeviceMaskedProblem(testCase, context: context)
+        let tracker = try DeviceBuffer(
+            context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: L))
+        try tracker.fill(byte: 0, stream: .legacyDefault)
+        try device.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        try Self.expectTrackedCall(testCase, mask: mask, device: device, tracker: tracker, quantizer: quantizer, "first")
+
+        // Mark the last tile of every group, which the tracker now vouches is zero.
+        let tileBytes = 512 * ((K / 16 + 3) / 4)
+        let groupBytes = Mmax / 128 * tileBytes
+        var marked = try device.scales.hostBytes()
+        for group in 0..<L {
+            let last = group * groupBytes + groupBytes - tileBytes
+            for i in last..<last + tileBytes { marked[i] = 0x77 }
+        }
+        try marked.withUnsafeBytes { try device.scales.copy(from: $0) }
+        var arguments = device.arguments
+        arguments.scaleTracker = tracker.address
+        try quantizer.quantize(arguments)
+        try context.synchronizeOutsideCaptures()
+        let after = try device.scales.hostBytes()
+        for group in 0..<L {
+            let last = group * groupBytes + groupBytes - tileBytes
+            #expect(after[last..<last + tileBytes].allSatisfy { $0 == 0x77 }, "group \(group): a vouched-for tile was written")
+        }
+
+        // Zeroing the tracker makes the next call clear every padding row again.
+        try tracker.fill(byte: 0, stream: .legacyDefault)
+        try Self.expectTrackedCall(testCase, mask: mask, device: device, tracker: tracker, quantizer: quantizer, "reset")
+
+        // The same tracker with another scale buffer (poisoned) vouches for nothing there.
+        let other = try DeviceMaskedProblem(testCase, context: context)
+        try other.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        try Self.expectTrackedCall(testCase, mask: mask, device: other, tracker: tracker, quantizer: quantizer, "other buffer")
+
+        // Nor with another Mmax on the same buffer: S = 256 puts group 1 where group 0's rows were.
+        let shorter = try FusedCases.masked(seed: 7205, maxRows: 256, hiddenSize: K, mask: [200, 7, 0, 256],
+                                            format: .nvfp4, activation: .identity)
+        #expect(shorter.problem.scaleLayout == .swizzled)
+        try other.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        var shortArguments = other.arguments
+        shortArguments.maxRowsPerGroup = 256
+        shortArguments.scaleTracker = tracker.address
+        try shorter.input.withUnsafeBytes { try other.input.copy(from: $0) }
+        try shorter.problem.mask.withUnsafeBytes { try other.mask.copy(from: $0) }
+        try shorter.problem.globalScales.withUnsafeBytes { try other.globalScales.copy(from: $0) }
+        try other.codes.fill(byte: 0xA5, stream: .legacyDefault)
+        try quantizer.quantize(shortArguments)
+        try context.synchronizeOutsideCaptures()
+        let expected = try shorter.runCPU(.fast)
+        let actual = try other.outputs()
+        #expect(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) == nil,
+                "another Mmax: \(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) ?? "")")
+        #expect(firstByteDifference(expected.codes, Array(actual.codes.prefix(expected.codes.count))) == nil, "another Mmax: codes")
+    }
+
+    @Test("a captured tracked call replays with new device-side masks")
+    func graphReplay() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context)
+        let testCase = try FusedCases.masked(seed: 7301, maxRows: 1024, hiddenSize: 7168, mask: [Int32](repeating: 16, count: 32),
+                                             format: .nvfp4, activation: .identity)
+        let problem = testCase.problem
+        let device = try DeviceMaskedProblem(testCase, context: context)
+        let tracker = try DeviceBuffer(
+            context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: 32))
+        try tracker.fill(byte: 0, stream: .legacyDefault)
+        try device.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        try context.synchronizeOutsideCaptures()
+        let stream = try CUDAStream(context: context)
+        try quantizer.prepare(elementType: problem.elementType, hiddenSize: 7168, scaleLayout: problem.scaleLayout,
+                              activation: .identity, rowMap: .masked)
+        var arguments = device.arguments
+        arguments.scaleTracker = tracker.address
+        let executable = try stream.capture { try quantizer.quantize(arguments, stream: stream.handle) }.instantiate()
+        for mask: [Int32] in [(0..<32).map { Int32($0 % 17) }, (0..<32).map { Int32(1024 - $0 * 31) },
+                              (0..<32).map { Int32($0 % 3) }, [Int32](repeating: 0, count: 32), (0..<32).map { Int32($0 % 17) }] {
+            try mask.withUnsafeBytes { try device.mask.copy(from: $0) }
+            try device.codes.fill(byte: 0xA5, stream: .legacyDefault)
+            try context.synchronizeOutsideCaptures()
+            try executable.launch(on: stream.handle)
+            try stream.synchronize()
+            let expected = try MaskedProblemCase(name: "replay", seed: 7301, problem: try Self.withMask(problem, mask),
+                                                 input: testCase.input).runCPU(.fast)
+            expectSameBytes(expected, try device.outputs(), "tracked replay with mask \(mask.prefix(6))")
+        }
+    }
+}
