@@ -237,7 +237,7 @@ struct KernelCompileTests {
             globalScales: 0x5000, groupCount: 2, maxRowsPerGroup: 100, hiddenSize: 64)
         #expect(throws: Never.self) { try good.validate() }
         var tracked = good
-        tracked.scaleTracker = 0x6010
+        tracked.scaleTracker = 0x9000  // past the input's 25,600 bytes at 0x1000
         #expect(throws: Never.self) { try tracked.validate() }
         var linear = good
         linear.scaleLayout = .linear
@@ -246,6 +246,8 @@ struct KernelCompileTests {
         let cases: [(String, (inout DeviceMaskedQuantizationArguments) -> Void)] = [
             ("input", { $0.input = 0x1004 }), ("codes", { $0.codes = 0 }), ("scales", { $0.scales = 0x3001 }),
             ("scales", { $0.scales = 0x3008 }), ("scaleTracker", { $0.scaleTracker = 0x6004 }),
+            ("scaleTracker", { $0.scaleTracker = 0x3000 + 2 * 128 * 4 - 16 }), ("scaleTracker", { $0.scaleTracker = 0x4000 - 16 }),
+            ("scaleTracker", { $0.scaleTracker = 0x5000 }),
             ("mask", { $0.mask = 0 }), ("globalScales", { $0.globalScales = 0x5002 }),
             ("groupCount", { $0.groupCount = 0 }), ("groupCount", { $0.groupCount = DeviceMaskedQuantizationArguments.maxGroupCount + 1 }),
             ("maxRowsPerGroup", { $0.maxRowsPerGroup = -1 }), ("scaleByteCapacity", { $0.scaleByteCapacity = 2 * 128 * 4 - 1 }),
