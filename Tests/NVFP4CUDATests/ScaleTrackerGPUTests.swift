@@ -18,11 +18,12 @@ struct ScaleTrackerGPUTests {
     }
 
     /// Runs one tracked call with `mask` (codes poisoned first, scales left as the last call
-    /// left them) and expects the CPU path's bytes for that mask.
+    /// left them) and expects the CPU path's bytes for that mask (negative entries count as 0,
+    /// as the kernel clamps them).
     static func expectTrackedCall(_ testCase: MaskedProblemCase, mask: [Int32], device: borrowing DeviceMaskedProblem,
                                   tracker: borrowing DeviceBuffer, quantizer: CUDAQuantizer, _ label: String,
                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let problem = try withMask(testCase.problem, mask)
+        let problem = try withMask(testCase.problem, mask.map { max($0, 0) })
         try mask.withUnsafeBytes { try device.mask.copy(from: $0) }
         try device.codes.fill(byte: 0xA5, stream: .legacyDefault)
         var arguments = device.arguments
@@ -58,6 +59,7 @@ struct ScaleTrackerGPUTests {
                 let label = "\(testCase) \(testCase.problem.scaleLayout)"
                 let masks: [[Int32]] = [
                     small, (0..<L).map { _ in Mmax }, small, [Int32](repeating: 0, count: L),
+                    (0..<L).map { $0 % 2 == 0 ? -3 : Mmax }, (0..<L).map { $0 % 2 == 0 ? Int32.min : 1 },
                     (0..<L).map { $0 % 2 == 0 ? Mmax + 50 : Int32($0) }, (0..<L).map { Int32($0 * 3) % (Mmax + 1) }, small,
                 ]
                 for mask in masks {
@@ -131,6 +133,85 @@ struct ScaleTrackerGPUTests {
         #expect(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) == nil,
                 "another Mmax: \(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) ?? "")")
         #expect(firstByteDifference(expected.codes, Array(actual.codes.prefix(expected.codes.count))) == nil, "another Mmax: codes")
+    }
+
+    /// A tracked call of `testCase` whose scales go into `scales` (another case's buffer, which
+    /// is poisoned first), expecting the CPU path's bytes there.
+    static func expectCallInto(_ scales: borrowing DeviceBuffer, _ testCase: MaskedProblemCase, device: borrowing DeviceMaskedProblem,
+                               tracker: borrowing DeviceBuffer, quantizer: CUDAQuantizer, _ label: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try scales.fill(byte: 0x5A, stream: .legacyDefault)
+        try device.codes.fill(byte: 0xA5, stream: .legacyDefault)
+        var arguments = device.arguments
+        arguments.scales = scales.address
+        arguments.scaleTracker = tracker.address
+        try quantizer.quantize(arguments)
+        try quantizer.context.synchronizeOutsideCaptures()
+        let expected = try testCase.runCPU(.fast)
+        let actualScales = Array(try scales.hostBytes().prefix(expected.scales.count))
+        #expect(firstByteDifference(expected.scales, actualScales) == nil,
+                "\(label) scales: \(firstByteDifference(expected.scales, actualScales) ?? "")", sourceLocation: sourceLocation)
+        #expect(firstByteDifference(expected.codes, try device.codes.hostBytes()) == nil, "\(label) codes",
+                sourceLocation: sourceLocation)
+    }
+
+    @Test("the key holds the scale row's width and the layout: one buffer and tracker with the same S, another K or layout, vouch for nothing")
+    func keyHoldsWidthAndLayout() throws {
+        let context = try requireGPUOrSkip()
+        let quantizer = try CUDAQuantizer(context: context)
+        let mask: [Int32] = [3, 0, 20, 140]
+        // Seeds: not divisible by 3 gives the swizzled layout, divisible the linear one; even, bfloat16.
+        let wide = try FusedCases.masked(seed: 7402, maxRows: 256, hiddenSize: 2048, mask: mask, format: .nvfp4, activation: .identity)
+        let narrow = try FusedCases.masked(seed: 7408, maxRows: 256, hiddenSize: 1024, mask: mask, format: .nvfp4, activation: .identity)
+        let linear = try FusedCases.masked(seed: 7410, maxRows: 256, hiddenSize: 2048, mask: mask, format: .nvfp4, activation: .identity)
+        #expect(wide.problem.scaleLayout == .swizzled && narrow.problem.scaleLayout == .swizzled && linear.problem.scaleLayout == .linear)
+        let wideDevice = try DeviceMaskedProblem(wide, context: context)
+        let narrowDevice = try DeviceMaskedProblem(narrow, context: context)
+        let linearDevice = try DeviceMaskedProblem(linear, context: context)
+        let tracker = try DeviceBuffer(
+            context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: mask.count))
+        try tracker.fill(byte: 0, stream: .legacyDefault)
+        let scales = try DeviceBuffer(context: context, byteCount: [wide, narrow, linear].map(\.problem.scaleByteCount).max()!)
+        try Self.expectCallInto(scales, wide, device: wideDevice, tracker: tracker, quantizer: quantizer, "K = 2048 swizzled")
+        try Self.expectCallInto(scales, narrow, device: narrowDevice, tracker: tracker, quantizer: quantizer, "then K = 1024")
+        try Self.expectCallInto(scales, wide, device: wideDevice, tracker: tracker, quantizer: quantizer, "then K = 2048 again")
+        try Self.expectCallInto(scales, linear, device: linearDevice, tracker: tracker, quantizer: quantizer, "then linear")
+    }
+
+    @Test("tracked calls with line units forced on part-filled dense tiles, and with more groups than blocks, equal the CPU path")
+    func lineUnitsAndManyGroups() throws {
+        let context = try requireGPUOrSkip()
+        let lineQuantizer = try CUDAQuantizer(context: context, lineUnits: .always)
+        let dense = try FusedCases.masked(seed: 7412, maxRows: 512, hiddenSize: 2048, mask: [100, 200, 300, 512],
+                                          format: .nvfp4, activation: .identity)
+        #expect(dense.problem.scaleLayout == .swizzled)
+        let denseDevice = try DeviceMaskedProblem(dense, context: context)
+        let denseTracker = try DeviceBuffer(
+            context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: 4))
+        try denseTracker.fill(byte: 0, stream: .legacyDefault)
+        try denseDevice.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        for mask: [Int32] in [[100, 200, 300, 512], [70, 0, 199, 129], [5, 5, 5, 5], [512, 100, 0, 90]] {
+            try Self.expectTrackedCall(dense, mask: mask, device: denseDevice, tracker: denseTracker, quantizer: lineQuantizer,
+                                       "line units forced")
+        }
+
+        let quantizer = try CUDAQuantizer(context: context)
+        let L = 600
+        let many = try FusedCases.masked(seed: 7414, maxRows: 200, hiddenSize: 64, mask: (0..<L).map { Int32($0 % 7) },
+                                         format: .nvfp4, activation: .identity)
+        let manyDevice = try DeviceMaskedProblem(many, context: context)
+        let grid = try quantizer.plan(for: manyDevice.arguments).grid
+        #expect(grid < L, "the case should give blocks several groups; grid \(grid)")
+        let manyTracker = try DeviceBuffer(
+            context: context, byteCount: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: L))
+        try manyTracker.fill(byte: 0, stream: .legacyDefault)
+        try manyDevice.scales.fill(byte: 0x5A, stream: .legacyDefault)
+        let rowsOfGroup: [(Int) -> Int] = [{ $0 % 7 }, { 200 - $0 % 3 }, { $0 % 2 }, { _ in 0 }, { ($0 * 37) % 201 }]
+        for rows in rowsOfGroup {
+            let mask = (0..<L).map { Int32(rows($0)) }
+            try Self.expectTrackedCall(many, mask: mask, device: manyDevice, tracker: manyTracker, quantizer: quantizer,
+                                       "L = \(L), grid \(grid)")
+        }
     }
 
     @Test("a captured tracked call replays with new device-side masks")
