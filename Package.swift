@@ -25,6 +25,7 @@ let package = Package(
                 .embedInCode("Kernels/ExpertsQuant/quantization_steps.cu"),
                 .embedInCode("Kernels/ExpertsQuant/expert_tables.cu"),
                 .embedInCode("Kernels/ExpertsQuant/tuned_units.cu"),
+                .embedInCode("Kernels/ExpertsQuant/tuned_row_units.cu"),
                 .embedInCode("Kernels/ExpertsQuant/tuned_kernel.cu"),
                 .embedInCode("Kernels/ExpertsQuant/seed_baseline.cu"),
                 .embedInCode("Kernels/ExpertsQuant/row_steps_and_checks.cu"),

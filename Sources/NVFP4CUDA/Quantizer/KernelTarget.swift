@@ -93,6 +93,7 @@ public struct KernelSpecialization: Hashable, Sendable, CustomStringConvertible 
         ("quantization_steps.cu", PackageResources.quantization_steps_cu),
         ("expert_tables.cu", PackageResources.expert_tables_cu),
         ("tuned_units.cu", PackageResources.tuned_units_cu),
+        ("tuned_row_units.cu", PackageResources.tuned_row_units_cu),
         ("tuned_kernel.cu", PackageResources.tuned_kernel_cu),
         ("seed_baseline.cu", PackageResources.seed_baseline_cu),
         ("row_steps_and_checks.cu", PackageResources.row_steps_and_checks_cu),

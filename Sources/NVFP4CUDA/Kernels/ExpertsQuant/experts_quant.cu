@@ -28,7 +28,8 @@
 //                             (compiled only into bfloat16 SiLU·mul specializations)
 //   quantization_steps.cu     the spec steps (as the CPU reference names them) and layouts
 //   expert_tables.cu          dense tiles, the block scan, table staging, device-side validation
-//   tuned_units.cu            tuned: line units (dense tiles) and row units
+//   tuned_units.cu            tuned: constants, a block's quantization, line units (dense tiles)
+//   tuned_row_units.cu        tuned: row units
 //   tuned_kernel.cu           tuned: padding and the entry point
 //   seed_baseline.cu          the seed and baseline variants
 //   row_steps_and_checks.cu   the unfused steps and the exhaustive conversion checks
