@@ -239,6 +239,11 @@ struct KernelCompileTests {
         var tracked = good
         tracked.scaleTracker = 0x9000  // past the input's 25,600 bytes at 0x1000
         #expect(throws: Never.self) { try tracked.validate() }
+        var highAddresses = tracked  // ends past UInt64.max saturate instead of trapping
+        highAddresses.mask = 0xFFFF_FFFF_FFFF_FFFC
+        #expect(throws: Never.self) { try highAddresses.validate() }
+        highAddresses.scaleTracker = 0xFFFF_FFFF_FFFF_FFF0
+        #expect(throws: NVFP4Error.self) { try highAddresses.validate() }  // overlaps the mask's saturated extent
         var linear = good
         linear.scaleLayout = .linear
         linear.scales = 0x3001

@@ -121,17 +121,22 @@ public struct DeviceMaskedQuantizationArguments: Hashable, Sendable {
             DeviceAddressCheck("scaleTracker", scaleTracker, alignment: 16, required: false),
         ])
         if scaleTracker != 0 {
-            let tracker = scaleTracker ..< scaleTracker + UInt64(Self.scaleTrackerByteCount(groupCount: groupCount))
-            let width = UInt64(activation.inputRowWidth(hiddenSize: hiddenSize))
-            let rows = UInt64(groupCount * maxRowsPerGroup)
-            let extents: [(String, UInt64, UInt64)] = [
-                ("input", input, rows * width * 2), ("codes", codes, rows * UInt64(hiddenSize / 2)),
-                ("scales", scales, UInt64(scaleByteCount)), ("mask", mask, 4 * UInt64(groupCount)),
-                ("globalScales", globalScales, 4 * UInt64(groupCount)),
+            // [address, address + byteCount), the end saturated: hostile addresses must not trap.
+            func end(_ address: UInt64, _ byteCount: Int) -> UInt64 {
+                let (sum, overflow) = address.addingReportingOverflow(UInt64(byteCount))
+                return overflow ? .max : sum
+            }
+            let trackerBytes = Self.scaleTrackerByteCount(groupCount: groupCount)
+            let trackerEnd = end(scaleTracker, trackerBytes)
+            let rows = groupCount * maxRowsPerGroup
+            let extents: [(String, UInt64, Int)] = [
+                ("input", input, rows * activation.inputRowWidth(hiddenSize: hiddenSize) * 2),
+                ("codes", codes, rows * (hiddenSize / 2)), ("scales", scales, scaleByteCount),
+                ("mask", mask, 4 * groupCount), ("globalScales", globalScales, 4 * groupCount),
             ]
             for (name, address, byteCount) in extents where byteCount > 0 && address != 0 {
-                guard tracker.upperBound <= address || address + byteCount <= tracker.lowerBound else {
-                    throw fail("scaleTracker", "its \(tracker.count) bytes overlap \(name)")
+                guard trackerEnd <= address || end(address, byteCount) <= scaleTracker else {
+                    throw fail("scaleTracker", "its \(trackerBytes) bytes overlap \(name)")
                 }
             }
         }
