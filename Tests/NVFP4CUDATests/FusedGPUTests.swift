@@ -206,9 +206,7 @@ struct FusedGPUTests {
                               activation: .siluMul, rowMap: .masked)
         let executable = try stream.capture { try quantizer.quantize(device.arguments, stream: stream.handle) }.instantiate()
         for mask: [Int32] in [[300, 0, 17, 250], [1, 299, 0, 5], [0, 0, 0, 0]] {
-            let replayed = try MaskedQuantizationProblem(
-                groupCount: 4, maxRowsPerGroup: 300, hiddenSize: 2048, elementType: problem.elementType, mask: mask,
-                globalScales: problem.globalScales, activation: .siluMul, scaleLayout: problem.scaleLayout)
+            let replayed = try problem.withMask(mask)
             try mask.withUnsafeBytes { try device.mask.copy(from: $0) }
             try device.poison(stream: stream.handle)
             try executable.launch(on: stream.handle)

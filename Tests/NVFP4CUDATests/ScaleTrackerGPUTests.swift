@@ -9,21 +9,13 @@ import Testing
 /// call leaves alone the tiles its tracker vouches for (the saving is real).
 @Suite("GPU masked scale tracker", .serialized)
 struct ScaleTrackerGPUTests {
-    /// A problem on `device`'s buffers with another mask (same input, scales and layout).
-    static func withMask(_ problem: MaskedQuantizationProblem, _ mask: [Int32]) throws -> MaskedQuantizationProblem {
-        try MaskedQuantizationProblem(
-            groupCount: problem.groupCount, maxRowsPerGroup: problem.maxRowsPerGroup, hiddenSize: problem.hiddenSize,
-            elementType: problem.elementType, mask: mask, globalScales: problem.globalScales,
-            blockFormat: problem.blockFormat, activation: problem.activation, scaleLayout: problem.scaleLayout)
-    }
-
     /// Runs one tracked call with `mask` (codes poisoned first, scales left as the last call
     /// left them) and expects the CPU path's bytes for that mask (negative entries count as 0,
     /// as the kernel clamps them).
     static func expectTrackedCall(_ testCase: MaskedProblemCase, mask: [Int32], device: borrowing DeviceMaskedProblem,
                                   tracker: borrowing DeviceBuffer, quantizer: CUDAQuantizer, _ label: String,
                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let problem = try withMask(testCase.problem, mask.map { max($0, 0) })
+        let problem = try testCase.problem.withMask(mask.map { max($0, 0) })
         try mask.withUnsafeBytes { try device.mask.copy(from: $0) }
         try device.codes.fill(byte: 0xA5, stream: .legacyDefault)
         var arguments = device.arguments
@@ -118,21 +110,9 @@ struct ScaleTrackerGPUTests {
         let shorter = try FusedCases.masked(seed: 7205, maxRows: 256, hiddenSize: K, mask: [200, 7, 0, 256],
                                             format: .nvfp4, activation: .identity)
         #expect(shorter.problem.scaleLayout == .swizzled)
-        try other.scales.fill(byte: 0x5A, stream: .legacyDefault)
-        var shortArguments = other.arguments
-        shortArguments.maxRowsPerGroup = 256
-        shortArguments.scaleTracker = tracker.address
-        try shorter.input.withUnsafeBytes { try other.input.copy(from: $0) }
-        try shorter.problem.mask.withUnsafeBytes { try other.mask.copy(from: $0) }
-        try shorter.problem.globalScales.withUnsafeBytes { try other.globalScales.copy(from: $0) }
-        try other.codes.fill(byte: 0xA5, stream: .legacyDefault)
-        try quantizer.quantize(shortArguments)
-        try context.synchronizeOutsideCaptures()
-        let expected = try shorter.runCPU(.fast)
-        let actual = try other.outputs()
-        #expect(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) == nil,
-                "another Mmax: \(firstByteDifference(expected.scales, Array(actual.scales.prefix(expected.scales.count))) ?? "")")
-        #expect(firstByteDifference(expected.codes, Array(actual.codes.prefix(expected.codes.count))) == nil, "another Mmax: codes")
+        let shorterDevice = try DeviceMaskedProblem(shorter, context: context)
+        try Self.expectCallInto(other.scales, shorter, device: shorterDevice, tracker: tracker, quantizer: quantizer,
+                                "another Mmax")
     }
 
     /// A tracked call of `testCase` whose scales go into `scales` (another case's buffer, which
@@ -240,7 +220,7 @@ struct ScaleTrackerGPUTests {
             try context.synchronizeOutsideCaptures()
             try executable.launch(on: stream.handle)
             try stream.synchronize()
-            let expected = try MaskedProblemCase(name: "replay", seed: 7301, problem: try Self.withMask(problem, mask),
+            let expected = try MaskedProblemCase(name: "replay", seed: 7301, problem: try problem.withMask(mask),
                                                  input: testCase.input).runCPU(.fast)
             expectSameBytes(expected, try device.outputs(), "tracked replay with mask \(mask.prefix(6))")
         }

@@ -97,6 +97,16 @@ extension ProblemFactory {
     }
 }
 
+extension MaskedQuantizationProblem {
+    /// The same problem (shape, input type, global scales, formats, layout) with another mask.
+    public func withMask(_ mask: [Int32]) throws -> MaskedQuantizationProblem {
+        try MaskedQuantizationProblem(
+            groupCount: groupCount, maxRowsPerGroup: maxRowsPerGroup, hiddenSize: hiddenSize, elementType: elementType,
+            mask: mask, globalScales: globalScales, blockFormat: blockFormat, activation: activation,
+            scaleLayout: scaleLayout)
+    }
+}
+
 /// A masked problem with its input, for tests and tools.
 public struct MaskedProblemCase: Sendable, CustomStringConvertible {
     public let name: String
