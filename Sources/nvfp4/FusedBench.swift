@@ -192,11 +192,15 @@ struct FusedBench {
         try fill(inputs, values: problem.inputElementCount)
         let maskBuffer = try upload(mask), globalScales = try upload(problem.globalScales)
         try quantizer.prepare(elementType: .bfloat16, hiddenSize: K, rowMap: .masked)
-        let masked = try time(sets: count, graph: true) { s, stream in
-            try quantizer.quantize(DeviceMaskedQuantizationArguments(
+        // The masked call on buffer set s, with the scale tracker at `tracker` (0: none).
+        func maskedArguments(_ s: Int, tracker: UInt64) -> DeviceMaskedQuantizationArguments {
+            DeviceMaskedQuantizationArguments(
                 input: inputs[s].address, codes: codes[s].address, scales: scales[s].address,
                 scaleByteCapacity: problem.scaleByteCount, mask: maskBuffer.address, globalScales: globalScales.address,
-                groupCount: L, maxRowsPerGroup: maxRows, hiddenSize: K), stream: stream)
+                groupCount: L, maxRowsPerGroup: maxRows, hiddenSize: K, scaleTracker: tracker)
+        }
+        let masked = try time(sets: count, graph: true) { s, stream in
+            try quantizer.quantize(maskedArguments(s, tracker: 0), stream: stream)
         }
         // The same calls with a scale tracker a buffer set (zeroed): after the first call into a
         // set, each zeroes only the part-filled tile of a group past its mask.
@@ -204,10 +208,7 @@ struct FusedBench {
             try upload([UInt8](repeating: 0, count: DeviceMaskedQuantizationArguments.scaleTrackerByteCount(groupCount: L)))
         }
         let tracked = try time(sets: count, graph: true) { s, stream in
-            try quantizer.quantize(DeviceMaskedQuantizationArguments(
-                input: inputs[s].address, codes: codes[s].address, scales: scales[s].address,
-                scaleByteCapacity: problem.scaleByteCount, mask: maskBuffer.address, globalScales: globalScales.address,
-                groupCount: L, maxRowsPerGroup: maxRows, hiddenSize: K, scaleTracker: trackers[s].address), stream: stream)
+            try quantizer.quantize(maskedArguments(s, tracker: trackers[s].address), stream: stream)
         }
         let valid = (0..<L).reduce(0) { $0 + problem.validRowCount(ofGroup: $1) }
         let segments = try ExpertSegments(rowCounts: (0..<L).map { problem.validRowCount(ofGroup: $0) })
